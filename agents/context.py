@@ -1,0 +1,37 @@
+"""Services the nodes use, handed in through LangGraph's runtime context (never module globals).
+
+A test builds a ``Services`` with fakes; ``api.services.build_services`` builds the real one from
+settings. Nodes read them as ``runtime.context.<name>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+if TYPE_CHECKING:
+    from agents.compliance.rules import RuleBook
+    from agents.market.tools import AmazonMarketData
+    from data.catalog.schema import Catalog
+    from retrieval.embedders.base import ImageEmbedder, TextEmbedder
+    from retrieval.index import ImageIndex
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Services:
+    catalog: "Catalog"
+    image_embedder: "ImageEmbedder"
+    index: "ImageIndex"
+    text_embedder: "TextEmbedder"
+    rulebook: "RuleBook"
+    # marketplace data per market code ("US" -> Amazon US 2023); a market without an entry has none
+    market_data: Mapping[str, "AmazonMarketData"] = field(default_factory=dict)
+    shortlist_size: int = 5
+    clock: Callable[[], datetime] = utc_now
+    # OpenAI-compatible chat client; None means the deterministic path answers
+    llm: Any = None

