@@ -28,7 +28,7 @@ out = Console()
 err = Console(stderr=True)
 
 # reserved query photos of the demo catalog shown by `sourcing demo` (seller photos, not listed)
-DEMO_CASES = ("demo-MH01-back", "demo-MB01-back", "demo-2-slice-toaster-main")
+DEMO_CASES = ("demo-mh01-back", "demo-wj01-back", "demo-electric-kettle-1-7l-main")
 
 
 def _fail(message: str, code: int = 2) -> None:

@@ -6,14 +6,14 @@ seller's photo showing *another view* (back, detail, alternate angle) of a produ
 photos are in the catalog, so it leans on what survives a change of view: the product's colours
 and its surface texture, and only lightly on where things are in the frame.
 
-1. **Foreground isolation.** The background colour is the median of the image border. It is
-   trusted only when it looks like a backdrop: a light, nearly neutral studio colour that most of
-   the border shares, or any colour that almost all of the border shares (a plain coloured or
-   grey wall). A close-up whose border is the garment itself is therefore described whole,
-   instead of keeping only the few pixels (skin, a seam) that differ from the garment. Pixels
-   far from a trusted background (Lab distance) form the product mask, cleaned by morphology;
-   the image is cropped to the mask's bounding box and padded to a square, so scale and
-   position stop mattering.
+1. **Foreground isolation.** Transparent pixels (cut-out shots) are laid on white. The background
+   colour is the median of the image border. It is trusted only when it looks like a backdrop: a
+   light, nearly neutral studio colour that most of the border shares, or any colour that almost
+   all of the border shares (a plain coloured or grey wall). A close-up whose border is the
+   garment itself is therefore described whole, instead of keeping only the few pixels (skin, a
+   seam) that differ from the garment. Pixels far from a trusted background (Lab distance) form
+   the product mask, cleaned by morphology; the image is cropped to the mask's bounding box and
+   padded to a square, so scale and position stop mattering.
 2. **Colour, two resolutions** (the dominant cue). Joint hue x saturation x value histograms of
    the foreground, each with a separate value histogram for unsaturated pixels (black, white and
    grey garments): a fine one (24 x 6 x 6 + 16 grey bins) separates close shades, a coarse one
@@ -36,7 +36,7 @@ rather than the product and made other-view matches worse.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -111,7 +111,7 @@ def _hellinger(counts: np.ndarray) -> np.ndarray:
 
 def _hsv_histogram(h: np.ndarray, s: np.ndarray, v: np.ndarray,
                    bins: tuple[int, int, int, int]) -> np.ndarray:
-    """Joint hue x saturation x value histogram of saturated pixels, then grey levels of the rest."""
+    """Joint hue x saturation x value histogram of saturated pixels, then the rest's grey levels."""
     hue_bins, sat_bins, val_bins, grey_bins = bins
     saturated = s >= SATURATED
     hs, ss, vs = h[saturated], s[saturated], v[saturated]
@@ -169,9 +169,18 @@ def _block(values: np.ndarray, weight: float) -> np.ndarray:
     return values * (weight / norm) if norm > 0 else values
 
 
+def _to_rgb(image: Image.Image) -> np.ndarray:
+    """RGB pixels; transparent parts (cut-out product shots) are laid on a white backdrop."""
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        backdrop = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(backdrop, rgba)
+    return np.ascontiguousarray(np.asarray(image.convert("RGB")))
+
+
 def describe(image: Image.Image) -> np.ndarray:
     """The unnormalised, weighted descriptor of one photo (see module docstring)."""
-    rgb = np.ascontiguousarray(np.asarray(image.convert("RGB")))
+    rgb = _to_rgb(image)
     scale = WORK_SIDE / max(rgb.shape[:2])
     if scale < 1:
         rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)

@@ -1,0 +1,1 @@
+"""The seeded demonstration supplier catalog (``python -m data.demo.generator``)."""

@@ -1,0 +1,73 @@
+"""The `sourcing` command line: index build refuses a bad catalog without touching the index;
+`run --json` prints the result contract."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import jsonschema
+from PIL import Image, ImageDraw
+from typer.testing import CliRunner
+
+from api.cli import app
+from tests.conftest import REPO
+
+cli = CliRunner()
+SCHEMA = json.loads((REPO / "api" / "schemas" / "result.schema.json").read_text())
+
+
+def _write_catalog(folder, bad_price: bool = False):
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    for index, colour in enumerate(("red", "green", "blue")):
+        image = Image.new("RGB", (64, 64), "white")
+        ImageDraw.Draw(image).ellipse((10, 10, 54, 54), fill=colour)
+        image.save(folder / "images" / f"p{index}.jpg")
+    with open(folder / "suppliers.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["supplier_id", "name", "kind"])
+        writer.writerow(["S1", "Ningbo Test Factory", "factory"])
+    with open(folder / "listings.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["listing_id", "supplier_id", "title", "images", "price_min"])
+        writer.writerow(["L1", "S1", "Red ball", "images/p0.jpg", "1.5"])
+        writer.writerow(["L2", "S1", "Green ball", "images/p1.jpg",
+                         "cheap" if bad_price else "2.5"])
+        writer.writerow(["L3", "S1", "Blue ball", "images/p2.jpg", "3.5"])
+
+
+def test_index_build_then_a_bad_row_fails_and_keeps_the_index(tmp_path):
+    catalog, index = tmp_path / "catalog", tmp_path / "index"
+    _write_catalog(catalog)
+    first = cli.invoke(app, ["index", "build", "--catalog", str(catalog), "--out", str(index)])
+    assert first.exit_code == 0, first.output
+    assert "indexed 3 photos" in first.output
+    before = {p.name: p.read_bytes() for p in index.iterdir()}
+
+    _write_catalog(catalog, bad_price=True)
+    second = cli.invoke(app, ["index", "build", "--catalog", str(catalog), "--out", str(index)])
+    assert second.exit_code != 0
+    assert "listings.csv:3: price_min:" in second.output
+    assert "index was not written" in second.output
+    assert {p.name: p.read_bytes() for p in index.iterdir()} == before
+
+
+def test_run_json_validates_and_is_grounded(demo_services, demo_settings, demo_cases):
+    env = {"SOURCING_INDEX_DIR": str(demo_settings.index_dir)}
+    outcome = cli.invoke(app, ["run", str(demo_cases[0].image), "--market", "US", "--json"],
+                         env=env)
+    assert outcome.exit_code == 0, outcome.output
+    result = json.loads(outcome.stdout)
+    jsonschema.validate(result, SCHEMA)
+    assert result["shortlist"] and result["grounding"]["unsupported"] == []
+
+
+def test_run_refuses_unknown_market_and_broken_image(demo_services, demo_settings, demo_cases,
+                                                     tmp_path):
+    env = {"SOURCING_INDEX_DIR": str(demo_settings.index_dir)}
+    unknown = cli.invoke(app, ["run", str(demo_cases[0].image), "--market", "XX"], env=env)
+    assert unknown.exit_code == 2 and "unknown market 'XX'" in unknown.output
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    bad = cli.invoke(app, ["run", str(broken), "--market", "US"], env=env)
+    assert bad.exit_code == 2 and "broken.jpg" in bad.output

@@ -1,0 +1,83 @@
+"""End to end on the demo catalog: a reserved query photo (kept out of every listing) in, a
+grounded shortlist out, valid against the committed JSON Schema."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+
+from agents.run import SourcingRunner
+from tests.conftest import REPO
+
+SCHEMA = json.loads((REPO / "api" / "schemas" / "result.schema.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def runner(demo_services):
+    return SourcingRunner(demo_services)
+
+
+@pytest.fixture(scope="module")
+def result(runner, demo_cases):
+    case = demo_cases[0]
+    return runner.run_file(case.image, "US"), case
+
+
+def test_result_validates_against_the_schema(result):
+    jsonschema.validate(result[0], SCHEMA)
+
+
+def test_shortlist_is_grounded(result):
+    output, _ = result
+    assert output["shortlist"], "shortlist is empty"
+    assert output["grounding"]["unsupported"] == []
+    assert output["grounding"]["supported"] == len(output["claims"]) > 0
+    for claim in output["claims"]:
+        for eid in claim["evidence"]:
+            assert eid in output["evidence"], f"{claim['id']} cites missing {eid}"
+    for item in output["shortlist"]:
+        for claim_id in item["claims"]:
+            assert claim_id in {claim["id"] for claim in output["claims"]}
+
+
+def test_reserved_photo_is_in_no_listing(demo_services, result):
+    _, case = result
+    listed = {image for listing in demo_services.catalog.listings.values()
+              for image in listing.images}
+    assert not any(image.endswith(case.image.name) for image in listed)
+
+
+def test_result_carries_all_three_branches_and_timings(result):
+    output, _ = result
+    assert output["market"]["market"] == "US" and output["market"]["available"] is True
+    assert output["compliance"]["market"] == "US" and output["compliance"]["requirements"]
+    for node in ("intake", "supplier_match", "market", "compliance", "shortlist", "total"):
+        assert output["timings"][node] >= 0
+
+
+def test_eu_run_flags_eu_law(runner, demo_cases):
+    appliance = next(c for c in demo_cases if "toaster" in c.id or "kettle" in c.id)
+    output = runner.run_file(appliance.image, "EU")
+    acts = {req["legal_act"] for req in output["compliance"]["requirements"]}
+    assert "2014/35/EU" in acts
+    assert output["market"]["available"] is False  # no EU marketplace data is bundled
+    assert any("EU" in warning for warning in output["warnings"])
+    jsonschema.validate(output, SCHEMA)
+
+
+def test_constraints_exclude_with_reasons(runner, demo_cases):
+    output = runner.run_file(demo_cases[0].image, "US", constraints={"max_moq": 1})
+    assert output["shortlist"] == []
+    assert output["excluded"] and all(item["reasons"] for item in output["excluded"])
+
+
+def test_source_factory_found_for_most_reserved_photos(runner, demo_cases):
+    """The acceptance figure: the source factory is in the top 3 for >= 70% of reserved photos."""
+    hits = 0
+    for case in demo_cases:
+        output = runner.run_file(case.image, case.market)
+        top3 = [item["supplier"]["supplier_id"] for item in output["shortlist"][:3]]
+        hits += case.expect["source_supplier_id"] in top3
+    assert hits / len(demo_cases) >= 0.70, f"source factory in top 3: {hits}/{len(demo_cases)}"
