@@ -7,8 +7,9 @@ settings. Nodes read them as ``runtime.context.<name>``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from datetime import datetime, UTC
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
 
 if TYPE_CHECKING:
     from agents.compliance.rules import RuleBook
@@ -19,18 +20,18 @@ if TYPE_CHECKING:
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass
 class Services:
-    catalog: "Catalog"
-    image_embedder: "ImageEmbedder"
-    index: "ImageIndex"
-    text_embedder: "TextEmbedder"
-    rulebook: "RuleBook"
+    catalog: Catalog
+    image_embedder: ImageEmbedder
+    index: ImageIndex
+    text_embedder: TextEmbedder
+    rulebook: RuleBook
     # marketplace data per market code ("US" -> Amazon US 2023); a market without an entry has none
-    market_data: Mapping[str, "AmazonMarketData"] = field(default_factory=dict)
+    market_data: Mapping[str, AmazonMarketData] = field(default_factory=dict)
     shortlist_size: int = 5
     clock: Callable[[], datetime] = utc_now
     # OpenAI-compatible chat client; None means the deterministic path answers

@@ -8,7 +8,8 @@ again in ``shortlist``. Any node can be swapped (a course lab hands in its own) 
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -28,7 +28,7 @@ out = Console()
 err = Console(stderr=True)
 
 # reserved query photos of the demo catalog shown by `sourcing demo` (seller photos, not listed)
-DEMO_CASES = ("demo-mh01-back", "demo-wj01-back", "demo-electric-kettle-1-7l-main")
+DEMO_CASES = ("demo-mh03-back", "demo-wj01-back", "demo-steam-iron-main")
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -60,7 +60,7 @@ def _runner(settings, build_if_missing: bool = False):
 
 
 def _run_one(runner, image: Path, market: str, **options: Any) -> dict[str, Any]:
-    from agents.intake.node import UnknownMarketError
+    from agents.compliance.rules import UnknownMarketError
     from retrieval.images import ImageDecodeError
 
     if not image.exists():
@@ -78,7 +78,7 @@ def index_build(
                                             "images). Default: the demo catalog."),
     out_dir: Path = typer.Option(None, "--out", help="Index folder to write. Default: "
                                                      "SOURCING_INDEX_DIR."),
-    embedder: Optional[str] = typer.Option(None, help="descriptor or clip"),
+    embedder: str | None = typer.Option(None, help="descriptor or clip"),
 ) -> None:
     """Validate a catalog and build its image index (an existing index is replaced only when
     the new one is complete)."""
@@ -108,10 +108,10 @@ def run(
     image: Path = typer.Argument(..., help="Product photo (JPEG, PNG, WebP...)"),
     market: str = typer.Option("US", help="Target market code, e.g. US or EU"),
     as_json: bool = typer.Option(False, "--json", help="Print the result contract as JSON"),
-    constraints: Optional[str] = typer.Option(
+    constraints: str | None = typer.Option(
         None, help='Hard constraints as JSON, e.g. \'{"max_moq": 100}\''),
-    top_k: Optional[int] = typer.Option(None, help="Shortlist size"),
-    title: Optional[str] = typer.Option(None, help="Optional product title from the seller"),
+    top_k: int | None = typer.Option(None, help="Shortlist size"),
+    title: str | None = typer.Option(None, help="Optional product title from the seller"),
 ) -> None:
     """Find factories for one photo and print the grounded shortlist."""
     parsed = None
@@ -143,8 +143,13 @@ def demo() -> None:
         result = _run_one(runner, case.image, case.market)
         print_result(result)
         truth = case.expect.get("source_supplier_id")
-        out.print(f"ground truth: product {case.expect['relevant_product_ids'][0]}, "
-                  f"source factory {truth}")
+        ranks = [item["rank"] for item in result["shortlist"]
+                 if item["supplier"]["supplier_id"] == truth
+                 and item["product_id"] in case.expect["relevant_product_ids"]]
+        found = f"found at rank {ranks[0]}" if ranks else "not in the shortlist"
+        out.print(f"ground truth: product {case.expect['relevant_product_ids'][0]} from source "
+                  f"factory {truth}: {found}")
+    out.print("Three examples; the figures over all 177 reserved photos: `make eval`.")
 
 
 def demo_set_path() -> Path:
@@ -157,7 +162,7 @@ def demo_set_path() -> Path:
 def eval_run(
     set_path: Path = typer.Option(None, "--set", help="Eval set (JSONL). Default: the demo "
                                                       "catalog's reserved query photos."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for report.json"),
+    out_dir: Path | None = typer.Option(None, "--out", help="Folder for report.json"),
 ) -> None:
     """Run every case of an eval set through the agent and print its metrics."""
     from evals.runner import format_table, run_eval

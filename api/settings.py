@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
-    def _check(self) -> "Settings":
+    def _check(self) -> Settings:
         if self.embedder == "clip" and not self.clip_pretrained:
             raise ValueError(
                 "SOURCING_CLIP_PRETRAINED must name an open_clip tag or a checkpoint file when "

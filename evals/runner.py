@@ -7,7 +7,8 @@ import math
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 import numpy as np
 from tqdm import tqdm

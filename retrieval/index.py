@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +117,7 @@ class ImageIndex:
                 "embedder": self.embedder_name,
                 "dim": self.dim,
                 "count": len(self.entries),
-                "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 **self.info,
                 "entries": [[e.listing_id, e.image] for e in self.entries],
             }
@@ -130,7 +130,7 @@ class ImageIndex:
 
     @classmethod
     def load(cls, folder: str | Path, expected_embedder: str | None = None,
-             expected_dim: int | None = None) -> "ImageIndex":
+             expected_dim: int | None = None) -> ImageIndex:
         import faiss
 
         folder = Path(folder)

@@ -13,16 +13,13 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from agents.compliance.rules import UnknownMarketError
 from agents.context import Services
 from agents.evidence import cite
 from agents.state import State
 from retrieval.images import decode_image
 
 VOTERS = 10  # nearest listings that vote on category and HS code
-
-
-class UnknownMarketError(ValueError):
-    """The requested market has no rules or data."""
 
 
 def intake_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
@@ -59,9 +56,12 @@ def intake_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
             hs_cites[listing.hs_code].append(
                 cite(evidence, "listings.csv", listing.listing_id, "hs_code", listing.hs_code))
 
-    best = catalog.listings.get(hits[0].listing_id) if hits else None
     total_category = sum(category_votes.values()) or 1.0
     category = max(category_votes, key=category_votes.get) if category_votes else None
+    # facts are read off the nearest listing of the voted category, never off a stray neighbour
+    best = next((catalog.listings[hit.listing_id] for hit in hits
+                 if hit.listing_id in catalog.listings
+                 and catalog.listings[hit.listing_id].category == category), None)
     total_hs = sum(hs_votes.values()) or 1.0
     hs_candidates = [
         {"code": code, "score": round(votes / total_hs, 3), "evidence": hs_cites[code][:3]}

@@ -20,7 +20,7 @@ class Constraints:
     min_on_time_rate: float | None = None
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any] | None) -> "Constraints":
+    def from_dict(cls, raw: dict[str, Any] | None) -> Constraints:
         raw = dict(raw or {})
         unknown = set(raw) - set(cls.__dataclass_fields__)
         if unknown:

@@ -3,7 +3,8 @@ cosine similarity, and carries a ``name`` that an index records and checks at lo
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image

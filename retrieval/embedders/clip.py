@@ -8,7 +8,7 @@ open_clip are imported when the model is first used, never at import time.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image

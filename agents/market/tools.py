@@ -1,0 +1,193 @@
+"""Marketplace data for the market agent: the bundled Amazon US 2023 sample.
+
+``amazon_categories.csv`` names 248 categories; ``amazon_products.csv`` holds 20 listings per
+category (ASIN, title, stars, reviews, price, list price, best-seller flag, bought in the last
+month). That is a sample of each category, not the full market: statistics over it describe those
+listings only, and say how many they rest on.
+
+In the source data a value of 0 stands for "not stated": a price of 0 is a missing price, 0 stars
+means no rating shown and 0 reviews with a rating is a missing count. ``boughtInLastMonth`` is kept
+as given: Amazon shows "N+ bought in past month" only from 50 up, so 0 means under 50 or not shown,
+and the figures are lower bounds.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from retrieval.embedders.base import TextEmbedder
+
+CATEGORIES_FILE = "amazon_categories.csv"
+PRODUCTS_FILE = "amazon_products.csv"
+PERCENTILE_METHOD = "linear"
+
+
+@dataclass(frozen=True)
+class AmazonListing:
+    """One row of ``amazon_products.csv``; ``None`` where the source holds 0 for "not stated"."""
+
+    asin: str
+    title: str
+    category_id: int
+    price: float | None
+    list_price: float | None
+    stars: float | None
+    reviews: int | None
+    is_best_seller: bool
+    bought_in_last_month: int
+    line: int
+
+    def as_record(self) -> dict[str, Any]:
+        return {"asin": self.asin, "title": self.title, "category_id": self.category_id,
+                "price": self.price, "list_price": self.list_price, "stars": self.stars,
+                "reviews": self.reviews, "is_best_seller": self.is_best_seller,
+                "bought_in_last_month": self.bought_in_last_month}
+
+
+def _stat(values: Sequence[float], q: float) -> float:
+    return round(float(np.percentile(np.asarray(values, dtype=np.float64), q,
+                                     method=PERCENTILE_METHOD)), 2)
+
+
+def _positive(text: str) -> float | None:
+    value = float(text) if text.strip() else 0.0
+    return value if value > 0 else None
+
+
+class AmazonMarketData:
+    """The Amazon sample in memory, with category matching and per-category statistics."""
+
+    def __init__(self, categories: dict[int, str], listings: list[AmazonListing],
+                 label: str = "Amazon US 2023", folder: Path | None = None) -> None:
+        self.categories = categories
+        self.listings = listings
+        self.label = label
+        self.folder = folder
+        self._by_category: dict[int, list[AmazonListing]] = {cid: [] for cid in categories}
+        for listing in listings:
+            self._by_category.setdefault(listing.category_id, []).append(listing)
+        self._category_ids = list(categories)
+        self._category_vectors: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def load(cls, folder: str | Path, label: str = "Amazon US 2023") -> AmazonMarketData:
+        """Read both CSV files from ``folder``; a bad row raises ``ValueError`` naming the file
+        and line."""
+        folder = Path(folder)
+        categories: dict[int, str] = {}
+        path = folder / CATEGORIES_FILE
+        with path.open(newline="", encoding="utf-8") as handle:
+            for line, row in enumerate(csv.DictReader(handle), start=2):
+                try:
+                    categories[int(row["id"])] = row["category_name"].strip()
+                except (KeyError, TypeError, ValueError) as error:
+                    raise ValueError(f"{path}: line {line}: bad category row: {error}") from None
+        listings: list[AmazonListing] = []
+        path = folder / PRODUCTS_FILE
+        with path.open(newline="", encoding="utf-8") as handle:
+            for line, row in enumerate(csv.DictReader(handle), start=2):
+                try:
+                    stars = _positive(row["stars"])
+                    reviews = int(float(row["reviews"] or 0))
+                    listings.append(AmazonListing(
+                        asin=row["asin"].strip(),
+                        title=row["title"].strip(),
+                        category_id=int(row["category_id"]),
+                        price=_positive(row["price"]),
+                        list_price=_positive(row["listPrice"]),
+                        stars=stars,
+                        reviews=reviews if reviews > 0 else None,
+                        is_best_seller=row["isBestSeller"].strip().lower() == "true",
+                        bought_in_last_month=int(float(row["boughtInLastMonth"] or 0)),
+                        line=line,
+                    ))
+                except (KeyError, TypeError, ValueError, AttributeError) as error:
+                    raise ValueError(f"{path}: line {line}: bad listing row: {error}") from None
+        return cls(categories, listings, label=label, folder=folder)
+
+    @property
+    def listings_per_category(self) -> int:
+        """The most common number of listings per category (20 in the bundled sample)."""
+        counts = [len(rows) for rows in self._by_category.values() if rows]
+        return max(set(counts), key=counts.count) if counts else 0
+
+    @property
+    def source(self) -> str:
+        return f"{self.label} sample ({self.listings_per_category} listings per category)"
+
+    # -- category matching ----------------------------------------------------------------------
+
+    def _vectors(self, text_embedder: TextEmbedder) -> np.ndarray:
+        name = getattr(text_embedder, "name", type(text_embedder).__name__)
+        if name not in self._category_vectors:
+            names = [self.categories[cid] for cid in self._category_ids]
+            self._category_vectors[name] = np.asarray(text_embedder.embed_texts(names),
+                                                      dtype=np.float32)
+        return self._category_vectors[name]
+
+    def match_category(self, text_embedder: TextEmbedder, query: str, top_n: int = 3
+                       ) -> list[dict[str, Any]]:
+        """The ``top_n`` categories whose names are nearest to ``query`` by cosine similarity of
+        their text embeddings, best first. Category embeddings are computed once per embedder."""
+        if not query.strip() or not self._category_ids:
+            return []
+        vectors = self._vectors(text_embedder)
+        query_vector = np.asarray(text_embedder.embed_texts([query]), dtype=np.float32)[0]
+        scores = vectors @ query_vector
+        order = np.argsort(-scores, kind="stable")[:top_n]
+        ids = [self._category_ids[i] for i in order]
+        return [{"category_id": cid, "name": self.categories[cid],
+                 "score": round(float(scores[i]), 4)} for cid, i in zip(ids, order, strict=True)]
+
+    # -- statistics -------------------------------------------------------------------------------
+
+    def listings_of(self, category_id: int | str) -> list[AmazonListing]:
+        """The listings of one category as typed rows, in file order."""
+        return list(self._by_category.get(int(category_id), []))
+
+    def records(self, category_id: int | str) -> list[dict[str, Any]]:
+        """The listings of one category as dicts (``None`` for values not stated), in file order."""
+        return [row.as_record() for row in self.listings_of(category_id)]
+
+    def price_band(self, category_id: int | str) -> dict[str, Any]:
+        """Price percentiles (USD) over the category's listings with a price; ``n`` of them."""
+        prices = [row.price for row in self.listings_of(category_id) if row.price is not None]
+        band: dict[str, Any] = {"currency": "USD", "n": len(prices)}
+        for key, q in (("min", 0), ("p25", 25), ("median", 50), ("p75", 75), ("max", 100)):
+            band[key] = _stat(prices, q) if prices else None
+        return band
+
+    def demand(self, category_id: int | str) -> dict[str, Any]:
+        """Units bought in the last month (lower bounds, see the module note) and the number of
+        best-seller badges, over the category's listings. The table holds 20 listings per
+        category: a sample, not the full market."""
+        rows = self.listings_of(category_id)
+        bought = [row.bought_in_last_month for row in rows]
+        return {
+            "n": len(rows),
+            "bought_in_last_month_median": _stat(bought, 50) if bought else None,
+            "bought_in_last_month_p75": _stat(bought, 75) if bought else None,
+            "best_sellers": sum(row.is_best_seller for row in rows),
+        }
+
+    def competition(self, category_id: int | str) -> dict[str, Any]:
+        """How crowded and how well rated the category's listings are: the listing count, the
+        median review count over listings that state one and the median star rating over rated
+        listings. The table holds 20 listings per category: a sample, not the full market."""
+        rows = self.listings_of(category_id)
+        reviews = [row.reviews for row in rows if row.reviews is not None]
+        stars = [row.stars for row in rows if row.stars is not None]
+        return {
+            "n_listings": len(rows),
+            "n_with_reviews": len(reviews),
+            "median_reviews": _stat(reviews, 50) if reviews else None,
+            "n_rated": len(stars),
+            "median_stars": _stat(stars, 50) if stars else None,
+        }
