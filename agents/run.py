@@ -17,6 +17,11 @@ class SourcingRunner:
         self.services = services
         self.graph = graph if graph is not None else build_graph()
 
+    def warm_up(self) -> None:
+        """Load what loads lazily (text model, category embeddings) before the first request."""
+        for market_data in self.services.market_data.values():
+            market_data.match_category(self.services.text_embedder, "warm up", top_n=1)
+
     def run(self, image_bytes: bytes, market: str, *, image_name: str = "image",
             constraints: dict[str, Any] | None = None, weights: dict[str, float] | None = None,
             title: str | None = None, description: str | None = None,

@@ -52,7 +52,9 @@ def _runner(settings, build_if_missing: bool = False):
     from retrieval.index import IndexMismatchError, IndexNotFoundError
 
     try:
-        return SourcingRunner(build_services(settings, build_index_if_missing=build_if_missing))
+        runner = SourcingRunner(build_services(settings, build_index_if_missing=build_if_missing))
+        runner.warm_up()
+        return runner
     except CatalogError as exc:
         _fail(f"catalog {settings.catalog_dir} has problems:\n{exc}")
     except (IndexNotFoundError, IndexMismatchError) as exc:
