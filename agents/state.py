@@ -40,6 +40,8 @@ class State(InputState, total=False):
     query_vector: np.ndarray
     # supplier_match: scored (supplier, product) candidates before ranking
     candidates: list[dict[str, Any]]
+    # supplier_match: ranked product groups (best first), each with its likely source named
+    products: list[dict[str, Any]]
     # supplier_match: candidates dropped by a hard constraint, each with its reasons
     excluded: list[dict[str, Any]]
     # market: price band, demand and the Amazon category it matched

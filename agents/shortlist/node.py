@@ -195,6 +195,7 @@ def shortlist_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
                         "images": list(listing.images), "category": listing.category,
                         "hs_code": listing.hs_code, "material": listing.material},
             "matched_image": candidate["matched_image"],
+            "is_source": candidate.get("is_source", False),
             "similarity": candidate["similarity"],
             "price": {"min": listing.price_min, "max": listing.price_max,
                       "currency": listing.currency,
@@ -227,6 +228,7 @@ def shortlist_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
         "product": {key: value for key, value in product.items()
                     if key not in {"image_sha256"}},
         "shortlist": shortlist,
+        "products": state.get("products") or [],
         "excluded": state.get("excluded") or [],
         "market": market,
         "compliance": compliance,

@@ -1,5 +1,5 @@
-"""Supplier match: image search -> listings grouped into products -> one candidate per
-(supplier, product) with its supplier profile -> hard constraints applied."""
+"""Supplier match: image search -> listings grouped into products (with the likely source of each
+product named) -> one candidate per (supplier, product) -> hard constraints applied."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from langgraph.runtime import Runtime
 from agents.context import Services
 from agents.evidence import cite
 from agents.state import State
+from agents.supplier_match.source import name_source
 from agents.supplier_match.tools import Constraints, violations
 
-SEARCH_K = 40  # listings fetched by image search
-MAX_PRODUCTS = 4  # products (groups of listings) kept as candidates
+SEARCH_K = 60  # listings fetched by image search
+RANKED_PRODUCTS = 10  # product groups reported in the result's ``products`` ranking
+MAX_PRODUCTS = 4  # best product groups whose suppliers become shortlist candidates
 
 
 def supplier_match_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
@@ -31,16 +33,28 @@ def supplier_match_node(state: State, runtime: Runtime[Services]) -> dict[str, A
             continue
         key = listing.product_id or f"listing:{listing.listing_id}"
         product_scores[key] = max(product_scores.get(key, -1.0), hit.score)
-    products = sorted(product_scores, key=lambda key: -product_scores[key])[:MAX_PRODUCTS]
+    ranked = sorted(product_scores, key=lambda key: (-product_scores[key], key))[:RANKED_PRODUCTS]
 
     member_ids: dict[str, list[str]] = {}
-    for key in products:
+    for key in ranked:
         if key.startswith("listing:"):
             member_ids[key] = [key.split(":", 1)[1]]
         else:
             member_ids[key] = sorted(row.listing_id for row in catalog.listings_of_product(key))
-    scores = services.index.listing_scores(vector, {lid for ids in member_ids.values()
-                                                    for lid in ids})
+    products_out = []
+    for key in ranked:
+        members = [catalog.listings[lid] for lid in member_ids[key]]
+        products_out.append({
+            "product_id": None if key.startswith("listing:") else key,
+            "score": round(product_scores[key], 4),
+            "listing_ids": member_ids[key],
+            "supplier_ids": sorted({row.supplier_id for row in members}),
+            "source": name_source(members, catalog),
+        })
+    products = ranked[:MAX_PRODUCTS]
+    scores = services.index.listing_scores(vector, {lid for key in products
+                                                    for lid in member_ids[key]})
+    source_of = {entry["product_id"]: entry["source"]["supplier_id"] for entry in products_out}
 
     evidence: dict[str, dict[str, Any]] = {}
     candidates, excluded = [], []
@@ -56,6 +70,7 @@ def supplier_match_node(state: State, runtime: Runtime[Services]) -> dict[str, A
                 "supplier_id": supplier.supplier_id,
                 "product_id": listing.product_id,
                 "product_rank": product_rank,
+                "is_source": source_of.get(listing.product_id) == supplier.supplier_id,
                 "listing_id": listing_id,
                 "matched_image": hit.image,
                 "similarity": similarity,
@@ -68,4 +83,5 @@ def supplier_match_node(state: State, runtime: Runtime[Services]) -> dict[str, A
                 excluded.append({**candidate, "reasons": reasons})
             else:
                 candidates.append(candidate)
-    return {"candidates": candidates, "excluded": excluded, "evidence": evidence}
+    return {"candidates": candidates, "excluded": excluded, "products": products_out,
+            "evidence": evidence}
