@@ -1,4 +1,39 @@
-"""Score an agent on an eval set: run every case, compute metrics overall and per tag."""
+"""Score an agent on an eval set: run every case, compute metrics overall and per tag.
+
+Product ranking of a result
+    ``result["products"]`` when present: the ranked product groups
+    ``[{"product_id", "score", "listing_ids", "supplier_ids", "source": {"supplier_id", "reasons"}}]``.
+    Without it, the distinct ``product_id`` values of ``result["shortlist"]`` in shortlist order.
+    A product id that appears twice keeps its first rank; ranks start at 1.
+
+Metrics of one case (a metric is computed only over the cases that carry its ``expect`` key)
+    ``product_recall@k`` (k = 1, 3, 5, 10), needs ``relevant_product_ids``:
+        1 if any relevant product is among the first k products of the ranking, else 0.
+    ``mrr``, needs ``relevant_product_ids``:
+        1 / rank of the first relevant product in the ranking; 0 if none is in the list.
+    ``ndcg@10``, needs ``relevant_product_ids``: binary relevance over the product ranking,
+        DCG = sum over ranks i <= 10 holding a relevant product of 1 / log2(i + 1),
+        ideal DCG = sum for i = 1 .. min(R, 10) of 1 / log2(i + 1), R = number of relevant products;
+        ndcg@10 = DCG / ideal DCG.
+    ``source_factory_precision@1``, needs ``source_supplier_id``:
+        1 if the source named for the top-ranked product group (``products[0].source.supplier_id``;
+        without ``products``, the supplier of the top shortlist candidate) equals the expected
+        source supplier, else 0 (naming no source, or ranking nothing, scores 0).
+    ``source_factory@1`` / ``source_factory@3``, needs ``source_supplier_id``:
+        1 if the expected source supplier is the supplier of the first / of one of the first three
+        shortlist candidates (listing level), else 0.
+    ``hs_heading@1``, needs ``hs_heading``: 1 if the first HS candidate's 4-digit heading equals it.
+    ``legal_act_recall``, needs ``required_legal_acts``: share of those acts among the compliance
+        requirements of the result.
+    ``unsupported_claims`` (every case): number of claims the grounding check could not support.
+
+Aggregation (``metrics`` over all cases, ``by_tag`` per tag; a case without tags counts as
+``untagged``)
+    Each metric is the mean over the scored cases that carry it, or ``None`` when none does.
+    ``latency_ms_p50`` / ``latency_ms_p95``: percentiles of the wall time of the agent call.
+    ``n``: cases scored. ``n_errors``: cases whose agent call raised; they are listed in
+    ``report["errors"]`` and left out of every mean, and the run goes on.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +41,10 @@ import json
 import math
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Iterable
 
 import numpy as np
 from tqdm import tqdm
@@ -18,13 +54,51 @@ from evals.sets import EvalCase
 # an agent is anything that maps a case to the result contract
 Agent = Callable[[EvalCase], dict[str, Any]]
 
+RECALL_AT = (1, 3, 5, 10)
+NDCG_AT = 10
+# every summary (overall and per tag) carries these keys, in this order
+METRIC_KEYS = (
+    *(f"product_recall@{k}" for k in RECALL_AT),
+    "mrr",
+    f"ndcg@{NDCG_AT}",
+    "source_factory_precision@1",
+    "source_factory@1",
+    "source_factory@3",
+    "hs_heading@1",
+    "legal_act_recall",
+    "unsupported_claims",
+)
+LATENCY_KEYS = ("latency_ms_p50", "latency_ms_p95")
 
-def _ranked_products(result: dict[str, Any]) -> list[str]:
+
+def ranked_products(result: dict[str, Any]) -> list[str]:
+    """Distinct product ids, best first: from ``products`` when present, else from the shortlist."""
+    if result.get("products") is not None:
+        ids = [group.get("product_id") for group in result["products"]]
+    else:
+        ids = [item.get("product_id") for item in result.get("shortlist") or []]
     seen: list[str] = []
-    for item in result.get("shortlist") or []:
-        if item.get("product_id") and item["product_id"] not in seen:
-            seen.append(item["product_id"])
+    for product_id in ids:
+        if product_id and product_id not in seen:
+            seen.append(product_id)
     return seen
+
+
+def top_source(result: dict[str, Any]) -> str | None:
+    """The source supplier named for the top-ranked product (top shortlist supplier as fallback)."""
+    if result.get("products") is not None:
+        groups = result["products"]
+        return ((groups[0].get("source") or {}).get("supplier_id")) if groups else None
+    shortlist = result.get("shortlist") or []
+    return (shortlist[0].get("supplier") or {}).get("supplier_id") if shortlist else None
+
+
+def ndcg(ranking: list[str], relevant: set[str], k: int = NDCG_AT) -> float:
+    """Binary-relevance nDCG@k; the ideal ranking puts min(len(relevant), k) hits first."""
+    dcg = sum(1.0 / math.log2(rank + 1)
+              for rank, product in enumerate(ranking[:k], start=1) if product in relevant)
+    ideal = sum(1.0 / math.log2(rank + 1) for rank in range(1, min(len(relevant), k) + 1))
+    return dcg / ideal if ideal else 0.0
 
 
 def case_metrics(case: EvalCase, result: dict[str, Any]) -> dict[str, float]:
@@ -33,68 +107,92 @@ def case_metrics(case: EvalCase, result: dict[str, Any]) -> dict[str, float]:
     expect = case.expect
     if expect.get("relevant_product_ids"):
         relevant = set(expect["relevant_product_ids"])
-        products = _ranked_products(result)
-        for k in (1, 3, 5):
+        products = ranked_products(result)
+        for k in RECALL_AT:
             out[f"product_recall@{k}"] = float(any(p in relevant for p in products[:k]))
         ranks = [i for i, p in enumerate(products, 1) if p in relevant]
         out["mrr"] = 1.0 / ranks[0] if ranks else 0.0
+        out[f"ndcg@{NDCG_AT}"] = ndcg(products, relevant)
     if expect.get("source_supplier_id"):
-        suppliers = [item["supplier"]["supplier_id"] for item in result.get("shortlist") or []]
-        out["source_factory@1"] = float(suppliers[:1] == [expect["source_supplier_id"]])
-        out["source_factory@3"] = float(expect["source_supplier_id"] in suppliers[:3])
+        wanted = expect["source_supplier_id"]
+        out["source_factory_precision@1"] = float(top_source(result) == wanted)
+        suppliers = [(item.get("supplier") or {}).get("supplier_id")
+                     for item in result.get("shortlist") or []]
+        out["source_factory@1"] = float(suppliers[:1] == [wanted])
+        out["source_factory@3"] = float(wanted in suppliers[:3])
     if expect.get("required_legal_acts"):
-        acts = {req["legal_act"] for req in (result.get("compliance") or {}).get(
+        acts = {req.get("legal_act") for req in (result.get("compliance") or {}).get(
             "requirements") or []}
-        wanted = set(expect["required_legal_acts"])
-        out["legal_act_recall"] = len(wanted & acts) / len(wanted)
+        wanted_acts = set(expect["required_legal_acts"])
+        out["legal_act_recall"] = len(wanted_acts & acts) / len(wanted_acts)
     if expect.get("hs_heading"):
         candidates = (result.get("product") or {}).get("hs_candidates") or []
         out["hs_heading@1"] = float(bool(candidates)
-                                    and candidates[0]["code"][:4] == expect["hs_heading"])
+                                    and str(candidates[0]["code"])[:4] == expect["hs_heading"])
     grounding = result.get("grounding") or {}
     out["unsupported_claims"] = float(len(grounding.get("unsupported") or []))
     return out
 
 
-def _summarise(rows: Iterable[dict[str, float]], latencies: list[float]) -> dict[str, float]:
-    sums: dict[str, list[float]] = defaultdict(list)
+def _summarise(rows: Iterable[dict[str, float]], latencies: list[float],
+               n_errors: int = 0) -> dict[str, float | int | None]:
+    values: dict[str, list[float]] = defaultdict(list)
     for row in rows:
         for key, value in row.items():
-            sums[key].append(value)
-    summary = {key: round(float(np.mean(values)), 4) for key, values in sorted(sums.items())}
-    if latencies:
-        summary["latency_ms_p50"] = round(float(np.percentile(latencies, 50)), 1)
-        summary["latency_ms_p95"] = round(float(np.percentile(latencies, 95)), 1)
+            values[key].append(value)
+    summary: dict[str, float | int | None] = {}
+    for key in (*METRIC_KEYS, *sorted(set(values) - set(METRIC_KEYS))):
+        summary[key] = round(float(np.mean(values[key])), 4) if values.get(key) else None
+    for key, q in zip(LATENCY_KEYS, (50, 95)):
+        summary[key] = round(float(np.percentile(latencies, q)), 1) if latencies else None
     summary["n"] = len(latencies)
+    summary["n_errors"] = n_errors
     return summary
 
 
 def run_eval(cases: list[EvalCase], agent: Agent, out_dir: str | Path | None = None,
-             progress: bool = True) -> dict[str, Any]:
-    per_case, latencies, tag_rows, tag_latencies = [], [], defaultdict(list), defaultdict(list)
+             progress: bool = True, agent_name: str | None = None,
+             set_path: str | Path | None = None) -> dict[str, Any]:
+    """Run every case through ``agent``; return the report and write ``out_dir/report.json``.
+
+    A case whose agent call raises is recorded in ``errors`` and the run goes on.
+    """
+    per_case, latencies = [], []
+    tag_rows, tag_latencies, tag_errors = defaultdict(list), defaultdict(list), defaultdict(int)
     errors = []
     for case in tqdm(cases, desc="eval", unit="case", disable=not progress):
+        tags = case.tags or ("untagged",)
         start = time.perf_counter()
         try:
             result = agent(case)
-        except Exception as exc:  # a failing case is scored, not fatal
-            errors.append({"id": case.id, "error": f"{type(exc).__name__}: {exc}"})
+        except Exception as exc:  # a failing case is recorded, not fatal
+            errors.append({"id": case.id, "tags": list(case.tags),
+                           "error": f"{type(exc).__name__}: {exc}"})
+            for tag in tags:
+                tag_errors[tag] += 1
             continue
         latency = (time.perf_counter() - start) * 1000
         metrics = case_metrics(case, result)
+        products = ranked_products(result)
         top = (result.get("shortlist") or [{}])[0]
         per_case.append({"id": case.id, "tags": list(case.tags), "metrics": metrics,
                          "latency_ms": round(latency, 1),
-                         "top": {"supplier_id": (top.get("supplier") or {}).get("supplier_id"),
-                                 "product_id": top.get("product_id")}})
+                         "top": {"product_id": products[0] if products else None,
+                                 "source_supplier_id": top_source(result),
+                                 "supplier_id": (top.get("supplier") or {}).get("supplier_id")}})
         latencies.append(latency)
-        for tag in case.tags or ("untagged",):
+        for tag in tags:
             tag_rows[tag].append(metrics)
             tag_latencies[tag].append(latency)
+    all_tags = sorted(set(tag_rows) | set(tag_errors))
     report = {
-        "metrics": _summarise((row["metrics"] for row in per_case), latencies),
-        "by_tag": {tag: _summarise(rows, tag_latencies[tag]) for tag, rows in
-                   sorted(tag_rows.items())},
+        "set": str(set_path) if set_path is not None else None,
+        "agent": agent_name,
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "case_count": len(cases),
+        "metrics": _summarise((row["metrics"] for row in per_case), latencies, len(errors)),
+        "by_tag": {tag: _summarise(tag_rows[tag], tag_latencies[tag], tag_errors[tag])
+                   for tag in all_tags},
         "errors": errors,
         "cases": per_case,
     }
@@ -106,12 +204,14 @@ def run_eval(cases: list[EvalCase], agent: Agent, out_dir: str | Path | None = N
 
 
 def format_table(report: dict[str, Any]) -> list[list[str]]:
-    """Rows (metric, overall, per tag...) for printing."""
+    """Rows (metric, overall, per tag...) for printing; a metric no case carries shows as "-"."""
     tags = list(report["by_tag"])
-    keys = [key for key in report["metrics"] if key != "n"]
+    counts = ("n", "n_errors")
+    keys = [key for key in report["metrics"] if key not in counts]
     rows = [["metric", "all", *tags]]
-    rows.append(["n", str(report["metrics"].get("n", 0)),
-                 *[str(report["by_tag"][t].get("n", 0)) for t in tags]])
+    for key in counts:
+        rows.append([key, str(report["metrics"].get(key, 0)),
+                     *[str(report["by_tag"][t].get(key, 0)) for t in tags]])
     for key in keys:
         cells = [report["metrics"].get(key), *[report["by_tag"][t].get(key) for t in tags]]
         rows.append([key, *["-" if value is None or (isinstance(value, float)
