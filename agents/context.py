@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Any
 from collections.abc import Callable, Mapping
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from agents.compliance.rules import RuleBook
     from agents.market.tools import AmazonMarketData
     from data.catalog.schema import Catalog
     from retrieval.embedders.base import ImageEmbedder, TextEmbedder
-    from retrieval.index import ImageIndex
+    from retrieval.index import VectorIndex
 
 
 def utc_now() -> datetime:
@@ -27,12 +29,20 @@ def utc_now() -> datetime:
 class Services:
     catalog: Catalog
     image_embedder: ImageEmbedder
-    index: ImageIndex
+    index: VectorIndex
     text_embedder: TextEmbedder
     rulebook: RuleBook
     # marketplace data per market code ("US" -> Amazon US 2023); a market without an entry has none
     market_data: Mapping[str, AmazonMarketData] = field(default_factory=dict)
+    # re-ranks the first image-search hits against the query photo; None: first stage only
+    reranker: Any = None
     shortlist_size: int = 5
     clock: Callable[[], datetime] = utc_now
     # OpenAI-compatible chat client; None means the deterministic path answers
     llm: Any = None
+
+    def load_catalog_image(self, relative: str) -> Image.Image:
+        """A catalog photo by its path relative to the catalog folder (used by re-ranking)."""
+        from retrieval.images import load_image
+
+        return load_image(self.catalog.image_path(relative))

@@ -36,8 +36,11 @@ class State(InputState, total=False):
 
     # intake: category, attributes, HS candidates, matched listing ids (see agents/intake/node.py)
     product: dict[str, Any]
-    # intake: the query photo's embedding, reused by supplier_match
+    # intake: the decoded query photo and its embedding, reused by supplier_match
+    query_image: Any
     query_vector: np.ndarray
+    # intake: unfiltered (re-ranked) image-search hits, reused by supplier_match without filters
+    image_hits: list[Any]
     # supplier_match: scored (supplier, product) candidates before ranking
     candidates: list[dict[str, Any]]
     # supplier_match: ranked product groups (best first), each with its likely source named

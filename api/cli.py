@@ -21,11 +21,14 @@ app = typer.Typer(help="Open sourcing agent: one product photo in, a grounded fa
                        "out.", no_args_is_help=True, pretty_exceptions_enable=False)
 index_app = typer.Typer(help="Build the image index of a supplier catalog.", no_args_is_help=True)
 eval_app = typer.Typer(help="Score the agent on an eval set.", no_args_is_help=True)
+search_app = typer.Typer(help="Search the catalog by photo or by words.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 app.add_typer(eval_app, name="eval")
+app.add_typer(search_app, name="search")
 
-out = Console()
-err = Console(stderr=True)
+# piped output (CI logs, files) gets a wide table instead of rich's 80-column default
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 # reserved query photos of the demo catalog shown by `sourcing demo` (seller photos, not listed)
 DEMO_CASES = ("demo-mh03-back", "demo-wj01-back", "demo-steam-iron-main")
@@ -74,6 +77,15 @@ def _run_one(runner, image: Path, market: str, **options: Any) -> dict[str, Any]
     raise AssertionError("unreachable")
 
 
+def _load_catalog_or_fail(settings, what: str):
+    from data.catalog.importer import CatalogError, load_catalog
+
+    try:
+        return load_catalog(settings.catalog_dir)
+    except CatalogError as exc:
+        _fail(f"catalog {settings.catalog_dir} has problems; {what}:\n{exc}")
+
+
 @index_app.command("build")
 def index_build(
     catalog: Path = typer.Option(None, help="Catalog folder (suppliers.csv, listings.csv, "
@@ -81,28 +93,58 @@ def index_build(
     out_dir: Path = typer.Option(None, "--out", help="Index folder to write. Default: "
                                                      "SOURCING_INDEX_DIR."),
     embedder: str | None = typer.Option(None, help="descriptor or clip"),
+    backend: str | None = typer.Option(None, help="faiss (default) or qdrant"),
+    index_type: str | None = typer.Option(None, help="FAISS index: auto, flat, hnsw or ivf"),
 ) -> None:
     """Validate a catalog and build its image index (an existing index is replaced only when
     the new one is complete)."""
-    from data.catalog.importer import CatalogError, load_catalog
-    from retrieval.build import build_index
+    from api.services import build_catalog_index, make_image_embedder
     from retrieval.images import ImageDecodeError
 
-    settings = _settings(catalog_dir=catalog, index_dir=out_dir, embedder=embedder)
-    try:
-        loaded = load_catalog(settings.catalog_dir)
-    except CatalogError as exc:
-        _fail(f"catalog {settings.catalog_dir} has problems; the index was not written:\n{exc}")
-    from api.services import make_image_embedder
-
+    settings = _settings(catalog_dir=catalog, index_dir=out_dir, embedder=embedder,
+                         index_backend=backend, index_type=index_type)
+    loaded = _load_catalog_or_fail(settings, "the index was not written")
     image_embedder = make_image_embedder(settings)
     try:
-        index = build_index(loaded, image_embedder, settings.index_dir)
+        index = build_catalog_index(settings, loaded, image_embedder)
     except ImageDecodeError as exc:
         _fail(f"{exc}; the index was not written")
     out.print(f"indexed {len(index)} photos of {len(loaded.listings)} listings from "
-              f"{len(loaded.suppliers)} suppliers with {image_embedder.name} -> "
+              f"{len(loaded.suppliers)} suppliers with {image_embedder.name} "
+              f"({settings.index_backend}, {getattr(index, 'index_type', 'collection')}) -> "
               f"{settings.index_dir}")
+
+
+@index_app.command("update")
+def index_update(
+    catalog: Path = typer.Option(None, help="Catalog folder. Default: the demo catalog."),
+    out_dir: Path = typer.Option(None, "--out", help="Index folder. Default: "
+                                                     "SOURCING_INDEX_DIR."),
+) -> None:
+    """Bring an index up to date with its catalog: embed only added or changed listings,
+    delete removed ones, rewrite payloads of changed suppliers; no full rebuild."""
+    from api.services import make_image_embedder
+    from retrieval.build import update_index
+    from retrieval.images import ImageDecodeError
+    from retrieval.index import IndexMismatchError, IndexNotFoundError, open_index
+
+    settings = _settings(catalog_dir=catalog, index_dir=out_dir)
+    loaded = _load_catalog_or_fail(settings, "the index was not changed")
+    image_embedder = make_image_embedder(settings)
+    try:
+        index = open_index(settings.index_dir, expected_embedder=image_embedder.name,
+                           expected_dim=image_embedder.dim, qdrant_url=settings.qdrant_url,
+                           qdrant_api_key=settings.qdrant_api_key)
+        report = update_index(index, loaded, image_embedder)
+        index.save(settings.index_dir)
+    except (IndexNotFoundError, IndexMismatchError) as exc:
+        _fail(str(exc))
+    except ImageDecodeError as exc:
+        _fail(f"{exc}; the index was not changed")
+    out.print(f"updated {settings.index_dir}: {len(report.added)} added, "
+              f"{len(report.updated)} updated, "
+              f"{len(report.deleted)} deleted, {report.unchanged} unchanged "
+              f"({report.photos_embedded} photos embedded)")
 
 
 @app.command()
@@ -181,8 +223,10 @@ def eval_run(
             raise ValueError("text-only cases need the text agent")
         return runner.run_file(case.image, case.market, constraints=case.constraints or None)
 
-    report = run_eval(cases, agent, out_dir)
-    table = Table(title=f"eval: {(set_path or demo_set_path()).name}")
+    chosen = set_path or demo_set_path()
+    agent_name = f"sourcing graph, {runner.services.image_embedder.name}"
+    report = run_eval(cases, agent, out_dir, agent_name=agent_name, set_path=chosen)
+    table = Table(title=f"eval: {chosen.name}")
     rows = format_table(report)
     for column in rows[0]:
         table.add_column(column, justify="left" if column == "metric" else "right")
@@ -193,6 +237,99 @@ def eval_run(
         err.print(f"{len(report['errors'])} case(s) failed; see report.json")
     if out_dir:
         out.print(f"report: {out_dir / 'report.json'}")
+
+
+def _search_filter(raw: str | None):
+    from retrieval.filters import SearchFilter
+
+    if not raw:
+        return SearchFilter()
+    try:
+        return SearchFilter.from_dict(json.loads(raw))
+    except json.JSONDecodeError as exc:
+        _fail(f"--filter is not valid JSON: {exc.msg}")
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+def _print_hits(services, hits, as_json: bool) -> None:
+    rows = []
+    for hit in hits:
+        listing = services.catalog.listings[hit.listing_id]
+        supplier = services.catalog.suppliers[listing.supplier_id]
+        rows.append({"listing_id": hit.listing_id, "score": round(hit.score, 4),
+                     "image": hit.image, "product_id": listing.product_id,
+                     "title": listing.title, "supplier_id": supplier.supplier_id,
+                     "supplier_kind": supplier.kind, "moq": listing.moq,
+                     "price_min": listing.price_min})
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
+        return
+    table = Table()
+    for column in ("#", "listing", "score", "product", "supplier", "kind", "MOQ", "from", "title"):
+        table.add_column(column)
+    for rank, row in enumerate(rows, 1):
+        table.add_row(str(rank), row["listing_id"], f"{row['score']:.3f}", row["product_id"] or "-",
+                      row["supplier_id"], row["supplier_kind"] or "unknown", str(row["moq"]),
+                      str(row["price_min"]), row["title"][:60])
+    out.print(table)
+
+
+FILTER_HELP = ('Filter as JSON, e.g. \'{"max_moq": 50, "supplier_kind": "factory", '
+               '"certifications": ["CE"]}\'')
+
+
+@search_app.command("image")
+def search_image(
+    image: Path = typer.Argument(..., help="Product photo"),
+    k: int = typer.Option(10, min=1, max=200, help="Listings to return"),
+    filter_json: str | None = typer.Option(None, "--filter", help=FILTER_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON"),
+) -> None:
+    """The listings whose photos best match a photo (filters applied inside the search)."""
+    from retrieval.images import ImageDecodeError, load_image
+    from retrieval.search import search_images
+
+    search_filter = _search_filter(filter_json)
+    runner = _runner(_settings(), build_if_missing=True)
+    services = runner.services
+    try:
+        photo = load_image(image)
+    except ImageDecodeError as exc:
+        _fail(str(exc))
+    vector = services.image_embedder.embed_images([photo])[0]
+    hits = search_images(services.index, vector, k, search_filter, services.reranker, photo,
+                         services.load_catalog_image)
+    _print_hits(services, hits[:k], as_json)
+
+
+@search_app.command("text")
+def search_text(
+    query: str = typer.Argument(..., help="Words describing the product"),
+    k: int = typer.Option(10, min=1, max=200, help="Listings to return"),
+    filter_json: str | None = typer.Option(None, "--filter", help=FILTER_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON"),
+) -> None:
+    """Search by words: the CLIP text tower when configured, else MiniLM over listing titles."""
+    from retrieval.filters import passes, payload_of
+    from retrieval.text_search import TextSearch
+
+    search_filter = _search_filter(filter_json)
+    runner = _runner(_settings(), build_if_missing=True)
+    services = runner.services
+    search = TextSearch(services.catalog, services.text_embedder, services.image_embedder,
+                        services.index)
+    catalog = services.catalog
+    try:
+        hits = search.search(query, k=k, search_filter=search_filter,
+                             allowed=lambda row: passes(
+                                 payload_of(row, catalog.suppliers[row.supplier_id]),
+                                 search_filter))
+    except ValueError as exc:
+        _fail(str(exc))
+    if not as_json:
+        out.print(f"search mode: {search.mode}")
+    _print_hits(services, hits, as_json)
 
 
 def print_result(result: dict[str, Any]) -> None:

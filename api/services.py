@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import warnings
 
 from agents.compliance.rules import RuleBook
 from agents.context import Services
@@ -10,10 +10,10 @@ from agents.market.tools import AmazonMarketData
 from api.settings import Settings
 from data.catalog.importer import load_catalog
 from data.catalog.schema import Catalog
-from retrieval.build import build_index
+from retrieval.build import build_index, index_matches_catalog
 from retrieval.embedders.base import ImageEmbedder
 from retrieval.embedders.text import MiniLMTextEmbedder
-from retrieval.index import ImageIndex, IndexNotFoundError
+from retrieval.index import IndexNotFoundError, VectorIndex, open_index
 
 
 def make_image_embedder(settings: Settings) -> ImageEmbedder:
@@ -26,23 +26,50 @@ def make_image_embedder(settings: Settings) -> ImageEmbedder:
     return DescriptorEmbedder()
 
 
-def load_or_build_index(catalog: Catalog, embedder: ImageEmbedder, index_dir: Path,
-                        build_if_missing: bool = False, progress: bool = True) -> ImageIndex:
+def index_options(settings: Settings) -> dict:
+    """Backend options for building the index, from settings."""
+    if settings.index_backend != "qdrant":
+        return {}
+    return {"qdrant_url": settings.qdrant_url, "qdrant_api_key": settings.qdrant_api_key,
+            "collection": settings.qdrant_collection}
+
+
+def build_catalog_index(settings: Settings, catalog: Catalog, embedder: ImageEmbedder,
+                        progress: bool = True) -> VectorIndex:
+    return build_index(catalog, embedder, settings.index_dir, progress=progress,
+                       backend=settings.index_backend, index_type=settings.index_type,
+                       **index_options(settings))
+
+
+def load_or_build_index(settings: Settings, catalog: Catalog, embedder: ImageEmbedder,
+                        build_if_missing: bool = False, progress: bool = True) -> VectorIndex:
+    """Open the index in ``settings.index_dir`` (checked against the embedder); build it from
+    the catalog when missing and allowed. Warns on stderr when the catalog changed since."""
     try:
-        return ImageIndex.load(index_dir, expected_embedder=embedder.name,
-                               expected_dim=embedder.dim)
+        index = open_index(settings.index_dir, expected_embedder=embedder.name,
+                           expected_dim=embedder.dim, qdrant_url=settings.qdrant_url,
+                           qdrant_api_key=settings.qdrant_api_key)
     except IndexNotFoundError:
         if not build_if_missing:
             raise
-        return build_index(catalog, embedder, index_dir, progress=progress)
+        return build_catalog_index(settings, catalog, embedder, progress=progress)
+    if not index_matches_catalog(index, catalog):
+        warnings.warn(f"the index at {settings.index_dir} was built from another version of the "
+                      "catalog; run `sourcing index update` to bring it up to date", stacklevel=2)
+    return index
 
 
 def build_services(settings: Settings, build_index_if_missing: bool = False,
                    progress: bool = True) -> Services:
     catalog = load_catalog(settings.catalog_dir)
     embedder = make_image_embedder(settings)
-    index = load_or_build_index(catalog, embedder, settings.index_dir,
+    index = load_or_build_index(settings, catalog, embedder,
                                 build_if_missing=build_index_if_missing, progress=progress)
+    reranker = None
+    if settings.rerank:
+        from retrieval.rerank import LocalFeatureReranker
+
+        reranker = LocalFeatureReranker()
     return Services(
         catalog=catalog,
         image_embedder=embedder,
@@ -51,4 +78,5 @@ def build_services(settings: Settings, build_index_if_missing: bool = False,
         rulebook=RuleBook.load(settings.rules_dir),
         market_data={"US": AmazonMarketData.load(settings.market_dir)},
         shortlist_size=settings.shortlist_size,
+        reranker=reranker,
     )

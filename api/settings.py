@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -18,7 +18,8 @@ DATA_DIR = REPO_ROOT / "data"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SOURCING_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SOURCING_", extra="ignore",
+                                      populate_by_name=True)
 
     # data and index locations
     data_dir: Path = DATA_DIR
@@ -26,6 +27,18 @@ class Settings(BaseSettings):
     index_dir: Path = REPO_ROOT / "var" / "index" / "demo"
     rules_dir: Path = DATA_DIR / "rules" / "compliance"
     market_dir: Path = DATA_DIR / "market" / "amazon_us_2023"
+
+    # vector index: FAISS in process (type chosen by size unless set) or Qdrant (local or server)
+    index_backend: Literal["faiss", "qdrant"] = "faiss"
+    index_type: Literal["auto", "flat", "hnsw", "ivf"] = "auto"
+    qdrant_url: str | None = Field(default=None, validation_alias=AliasChoices(
+        "SOURCING_QDRANT_URL", "QDRANT_URL"))
+    qdrant_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices(
+        "SOURCING_QDRANT_API_KEY", "QDRANT_API_KEY"))
+    qdrant_collection: str = "listings"
+
+    # re-ranking of the first-stage image hits by local-feature geometric verification
+    rerank: bool = True
 
     # image embedder: the offline descriptor, or open_clip with a tag or checkpoint file
     embedder: Literal["descriptor", "clip"] = "descriptor"
@@ -51,6 +64,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 "SOURCING_CLIP_PRETRAINED must name an open_clip tag or a checkpoint file when "
                 "SOURCING_EMBEDDER=clip (random weights give meaningless search)")
+        if self.qdrant_url and self.index_backend != "qdrant":
+            self.index_backend = "qdrant"
         if self.llm_base_url and not self.llm_model:
             raise ValueError("SOURCING_LLM_MODEL must be set when SOURCING_LLM_BASE_URL is set")
         return self

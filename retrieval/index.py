@@ -1,9 +1,24 @@
-"""Image index over a supplier catalog: one vector per listing photo, searched by inner product.
+"""Image index over a supplier catalog: one vector per listing photo, searched by inner product
+(cosine similarity: every embedder returns unit-length rows), answered per listing.
 
-On disk an index is a folder with ``vectors.faiss`` and ``meta.json`` (embedder name, dimension,
-one entry per vector: listing id and image path). ``save`` writes a complete new folder beside
-the target and swaps it in with renames, so a failed or interrupted build never leaves a
-half-written index and an existing index stays untouched until the new one is complete.
+One interface, :class:`VectorIndex`, and two backends behind it:
+
+- ``faiss`` (:class:`~retrieval.faiss_index.FaissIndex`): in process, exact below 50,000 photos
+  and HNSW above; the default for one machine.
+- ``qdrant`` (:class:`~retrieval.qdrant_index.QdrantIndex`): a Qdrant collection, in process
+  (local mode) or on a server or cluster (``url=``), for catalogs past one machine.
+
+Every vector carries its listing's payload (:func:`~retrieval.filters.payload_of`) and a search
+may take a :class:`~retrieval.filters.SearchFilter`, applied inside the search. Several photos
+belong to one listing, so hits are aggregated per listing, scored by the best photo.
+
+On disk an index is a folder whose ``meta.json`` names the backend, the embedder (name and
+version), the dimension, the counts, the catalog fingerprint and one fingerprint per listing
+(what :func:`retrieval.build.update_index` compares to re-embed only what changed). ``save``
+writes a complete new folder beside the target and swaps it in with renames, so a failed or
+interrupted save never leaves a half-written index and an existing index stays untouched until
+the new one is complete. :func:`open_index` (or ``ImageIndex.load``) opens any saved index;
+:func:`create_index` makes an empty one.
 """
 
 from __future__ import annotations
@@ -12,28 +27,55 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, UTC
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-FORMAT_VERSION = 1
+from retrieval.filters import SearchFilter, canonical_payload
+
+if TYPE_CHECKING:
+    from retrieval.faiss_index import ImageIndex
+
+FORMAT_VERSION = 2
+META_FILE = "meta.json"
+BACKENDS = ("faiss", "qdrant")
+BUILD_HINT = "build one with `sourcing index build`"
 
 
 class IndexMismatchError(ValueError):
-    """The index on disk was built with another embedder or dimension than the one configured."""
+    """The index on disk was built with another embedder, dimension or format than expected."""
 
 
 class IndexNotFoundError(FileNotFoundError):
-    """No index at the given folder."""
+    """No index at the given folder (or its Qdrant collection is gone)."""
 
 
 @dataclass(frozen=True)
 class IndexEntry:
+    """One photo vector: which listing it belongs to and the photo's path in the catalog."""
+
     listing_id: str
     image: str
+
+
+@dataclass(frozen=True)
+class IndexRecord:
+    """A photo vector to add, with its filterable payload (see ``retrieval.filters.payload_of``).
+    ``listing_id`` and ``image`` override those keys of ``payload``."""
+
+    listing_id: str
+    image: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+    def full_payload(self) -> dict[str, Any]:
+        """The payload as stored: canonical case, with this record's listing and image."""
+        return {**canonical_payload(self.payload), "listing_id": self.listing_id,
+                "image": self.image}
 
 
 @dataclass(frozen=True)
@@ -45,118 +87,247 @@ class ListingHit:
     image: str
 
 
-class ImageIndex:
-    """Exact inner-product search (FAISS ``IndexFlatIP``) with listing-level aggregation."""
+@dataclass(frozen=True)
+class ListingFingerprint:
+    """What a listing's vectors and payload were computed from (sha256 hex digests):
+    ``listing`` covers its row, its supplier's row and its photos; ``images`` only the photos
+    (paths and bytes), so a changed row with the same photos only re-writes the payload."""
 
-    def __init__(self, embedder_name: str, dim: int, entries: list[IndexEntry] | None = None,
-                 vectors: np.ndarray | None = None, info: dict[str, Any] | None = None) -> None:
-        import faiss
+    listing: str
+    images: str
 
+
+class VectorIndex(ABC):
+    """A photo-vector index answering per listing. Backends implement the abstract methods."""
+
+    backend: ClassVar[str | None] = None
+
+    def __init__(self, embedder_name: str, dim: int, info: dict[str, Any] | None = None,
+                 embedder_version: str | None = None) -> None:
+        if dim <= 0:
+            raise ValueError(f"dimension must be positive, got {dim}")
         self.embedder_name = embedder_name
-        self.dim = dim
-        self.entries: list[IndexEntry] = []
-        self.info = dict(info or {})
-        self._faiss = faiss.IndexFlatIP(dim)
-        if entries:
-            self.add(entries, vectors)
+        self.embedder_version = embedder_version or embedder_name
+        self.dim = int(dim)
+        self.info: dict[str, Any] = dict(info or {})
+        # listing id -> what its vectors were computed from; filled by build/update
+        self.fingerprints: dict[str, ListingFingerprint] = {}
+        self.catalog_fingerprint: str | None = None
 
+    # -- the interface -------------------------------------------------------------------------
+
+    @property
+    @abstractmethod
+    def index_type(self) -> str:
+        """The search structure in use (``flat``, ``hnsw``, ``ivf``, ``exact``...)."""
+
+    @abstractmethod
     def __len__(self) -> int:
-        return len(self.entries)
+        """Number of photo vectors."""
 
-    def add(self, entries: list[IndexEntry], vectors: np.ndarray | None) -> None:
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape != (len(entries), self.dim):
-            raise ValueError(f"expected vectors of shape ({len(entries)}, {self.dim}), "
-                             f"got {vectors.shape}")
-        self._faiss.add(vectors)
-        self.entries.extend(entries)
+    @abstractmethod
+    def add(self, records: Sequence[IndexRecord | IndexEntry], vectors: np.ndarray) -> None:
+        """Add one vector per record (``(len(records), dim)`` float32, unit rows). Adding a
+        (listing, image) pair that is already indexed replaces it."""
 
-    def search(self, vector: np.ndarray, k: int = 10) -> list[ListingHit]:
-        """The ``k`` best listings for one query vector, each scored by its best photo."""
-        if not self.entries:
-            return []
-        query = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).reshape(1, -1))
-        if query.shape[1] != self.dim:
-            raise IndexMismatchError(f"query has dimension {query.shape[1]}, index has {self.dim}")
-        # several photos may belong to one listing: over-fetch, then keep each listing's best
-        fetch = min(len(self.entries), max(k * 8, 64))
-        scores, rows = self._faiss.search(query, fetch)
-        best: dict[str, ListingHit] = {}
-        for score, row in zip(scores[0], rows[0]):
-            if row < 0:
-                continue
-            entry = self.entries[row]
-            if entry.listing_id not in best:
-                best[entry.listing_id] = ListingHit(entry.listing_id, float(score), entry.image)
-        return sorted(best.values(), key=lambda hit: -hit.score)[:k]
+    @abstractmethod
+    def delete(self, listing_ids: Iterable[str]) -> int:
+        """Remove every photo of the given listings; returns the number of vectors removed."""
 
-    def listing_scores(self, vector: np.ndarray, listing_ids: set[str]) -> dict[str, ListingHit]:
+    @abstractmethod
+    def update_payloads(self, payloads: Mapping[str, Mapping[str, Any]]) -> int:
+        """Overwrite the payload fields of every photo of each listing (``listing_id`` ->
+        payload; ``image`` is left alone); returns the number of vectors touched."""
+
+    @abstractmethod
+    def search(self, vector: np.ndarray, k: int = 10,
+               filter: SearchFilter | None = None) -> list[ListingHit]:
+        """The ``k`` best listings that pass ``filter``, each scored by its best photo, best
+        first (ties by listing id). Fewer only when fewer listings pass."""
+
+    @abstractmethod
+    def listing_scores(self, vector: np.ndarray,
+                       listing_ids: Iterable[str]) -> dict[str, ListingHit]:
         """Exact best-photo similarity of the query to each of ``listing_ids`` (those indexed)."""
-        query = np.asarray(vector, dtype=np.float32).ravel()
-        best: dict[str, ListingHit] = {}
-        for row, entry in enumerate(self.entries):
-            if entry.listing_id not in listing_ids:
-                continue
-            score = float(self._faiss.reconstruct(row) @ query)
-            if entry.listing_id not in best or score > best[entry.listing_id].score:
-                best[entry.listing_id] = ListingHit(entry.listing_id, score, entry.image)
-        return best
 
-    # -- persistence ---------------------------------------------------------------------------
+    @abstractmethod
+    def listings(self) -> set[str]:
+        """Ids of the listings that have at least one vector."""
 
+    @abstractmethod
     def save(self, folder: str | Path) -> Path:
-        import faiss
+        """Write the index to ``folder`` atomically (see the module docstring)."""
 
-        folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.new-", dir=folder.parent))
-        try:
-            faiss.write_index(self._faiss, str(staging / "vectors.faiss"))
-            meta = {
-                "format_version": FORMAT_VERSION,
-                "embedder": self.embedder_name,
-                "dim": self.dim,
-                "count": len(self.entries),
-                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                **self.info,
-                "entries": [[e.listing_id, e.image] for e in self.entries],
-            }
-            (staging / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-            _swap_in(staging, folder)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return folder
+    @classmethod
+    @abstractmethod
+    def _open(cls, folder: Path, meta: dict[str, Any], **options: Any) -> VectorIndex:
+        """Open the backend's data for a folder whose ``meta.json`` is already checked."""
+
+    def payload(self, listing_id: str) -> dict[str, Any] | None:
+        """The payload stored with the listing's first photo, or ``None`` (for inspection)."""
+        return None
+
+    def compact(self) -> None:
+        """Settle the search structure (drop tombstones, pick the index type); may be slow."""
+        return None
+
+    def discard(self) -> None:
+        """Throw away what a failed build wrote outside this process (nothing by default)."""
+        return None
+
+    def close(self) -> None:
+        """Release clients and files; the index must not be used afterwards."""
+        return None
+
+    def __enter__(self) -> VectorIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- loading -------------------------------------------------------------------------------
 
     @classmethod
     def load(cls, folder: str | Path, expected_embedder: str | None = None,
-             expected_dim: int | None = None) -> ImageIndex:
-        import faiss
+             expected_dim: int | None = None, *, qdrant_url: str | None = None,
+             qdrant_api_key: Any = None, **options: Any) -> VectorIndex:
+        """Open the index saved in ``folder``, checking it against the configured embedder.
 
+        Called on ``VectorIndex`` (or ``ImageIndex``) it opens whichever backend the folder
+        holds; called on a backend class it refuses a folder of another backend.
+        ``qdrant_url``/``qdrant_api_key`` reach a Qdrant server index (the URL overrides the
+        one in ``meta.json``) and are ignored for other backends; ``options`` go to the backend
+        (e.g. ``ef_search`` or ``nprobe`` for FAISS).
+        """
         folder = Path(folder)
-        meta_path, vectors_path = folder / "meta.json", folder / "vectors.faiss"
-        if not meta_path.exists() or not vectors_path.exists():
-            raise IndexNotFoundError(
-                f"no index at {folder}: build one with `sourcing index build`")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if expected_embedder is not None and meta["embedder"] != expected_embedder:
-            raise IndexMismatchError(
-                f"index at {folder} was built with embedder {meta['embedder']!r}, but the "
-                f"configured embedder is {expected_embedder!r}; rebuild it with "
-                "`sourcing index build` or configure the matching embedder")
-        if expected_dim is not None and meta["dim"] != expected_dim:
-            raise IndexMismatchError(
-                f"index at {folder} has dimension {meta['dim']}, the embedder gives "
-                f"{expected_dim}; rebuild the index")
-        index = cls(meta["embedder"], int(meta["dim"]),
-                    info={k: v for k, v in meta.items()
-                          if k not in {"entries", "embedder", "dim", "count"}})
-        index._faiss = faiss.read_index(str(vectors_path))
-        index.entries = [IndexEntry(listing_id, image) for listing_id, image in meta["entries"]]
-        if index._faiss.ntotal != len(index.entries) or index._faiss.d != index.dim:
-            raise IndexMismatchError(f"index at {folder} is inconsistent: "
-                                     f"{index._faiss.ntotal} vectors, {len(index.entries)} entries")
+        meta = read_meta(folder)
+        check_meta(meta, folder, expected_embedder, expected_dim)
+        backend = meta.get("backend")
+        if cls.backend is not None and backend != cls.backend:
+            raise IndexMismatchError(f"index at {folder} is a {backend} index, not {cls.backend}")
+        if backend == "qdrant":
+            options = {"url": qdrant_url, "api_key": qdrant_api_key, **options}
+        index = backend_class(backend)._open(folder, meta, **options)
+        index.info = dict(meta.get("info") or {})
+        index.embedder_version = meta.get("embedder_version") or index.embedder_name
+        index.catalog_fingerprint = meta.get("catalog_fingerprint")
+        index.fingerprints = {lid: ListingFingerprint(*pair) for lid, pair in
+                              (meta.get("listing_fingerprints") or {}).items()}
         return index
+
+    # -- helpers for backends ------------------------------------------------------------------
+
+    def _meta(self, **backend_fields: Any) -> dict[str, Any]:
+        """``meta.json`` contents common to every backend, plus ``backend_fields``."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "backend": self.backend,
+            "index_type": self.index_type,
+            "embedder": self.embedder_name,
+            "embedder_version": self.embedder_version,
+            "dim": self.dim,
+            "count": len(self),
+            "listing_count": len(self.listings()),
+            "catalog_fingerprint": self.catalog_fingerprint,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "info": self.info,
+            **backend_fields,
+            "listing_fingerprints": {lid: [fp.listing, fp.images]
+                                     for lid, fp in sorted(self.fingerprints.items())},
+        }
+
+    def _query(self, vector: np.ndarray) -> np.ndarray:
+        """The query as a ``(1, dim)`` contiguous float32 row."""
+        query = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).reshape(1, -1))
+        if query.shape[1] != self.dim:
+            raise IndexMismatchError(f"query has dimension {query.shape[1]}, index has {self.dim}")
+        return query
+
+    def _check_vectors(self, records: Sequence[Any], vectors: np.ndarray | None) -> np.ndarray:
+        rows = np.ascontiguousarray(np.asarray(vectors if vectors is not None else [],
+                                               dtype=np.float32))
+        if len(records) == 0 and rows.size == 0:
+            return np.zeros((0, self.dim), np.float32)
+        if rows.ndim != 2 or rows.shape != (len(records), self.dim):
+            raise ValueError(f"expected vectors of shape ({len(records)}, {self.dim}), "
+                             f"got {rows.shape}")
+        return rows
+
+
+def as_record(entry: IndexRecord | IndexEntry) -> IndexRecord:
+    """Records pass through; a bare :class:`IndexEntry` gets an empty payload."""
+    if isinstance(entry, IndexRecord):
+        return entry
+    return IndexRecord(entry.listing_id, entry.image)
+
+
+def best_per_listing(listing_ids: Sequence[str], images: Sequence[str],
+                     scores: np.ndarray) -> dict[str, ListingHit]:
+    """Each listing's best photo among parallel (listing, image, score) rows."""
+    best: dict[str, ListingHit] = {}
+    for listing_id, image, score in zip(listing_ids, images, scores.tolist()):
+        hit = best.get(listing_id)
+        if hit is None or score > hit.score:
+            best[listing_id] = ListingHit(listing_id, float(score), image)
+    return best
+
+
+def ranked(hits: Iterable[ListingHit], k: int) -> list[ListingHit]:
+    """Best first, ties broken by listing id so that every backend returns the same order."""
+    return sorted(hits, key=lambda hit: (-hit.score, hit.listing_id))[:k]
+
+
+# -- folders and meta ----------------------------------------------------------------------------
+
+
+def read_meta(folder: Path) -> dict[str, Any]:
+    meta_path = folder / META_FILE
+    if not meta_path.exists():
+        raise IndexNotFoundError(f"no index at {folder}: {BUILD_HINT}")
+    try:
+        return json.loads(meta_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise IndexMismatchError(f"index at {folder} has an unreadable {META_FILE} ({exc}); "
+                                 "rebuild it with `sourcing index build`") from exc
+
+
+def check_meta(meta: dict[str, Any], folder: Path, expected_embedder: str | None,
+               expected_dim: int | None) -> None:
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise IndexMismatchError(
+            f"index at {folder} has format version {version}, this version reads "
+            f"{FORMAT_VERSION}; rebuild it with `sourcing index build`")
+    if meta.get("backend") not in BACKENDS:
+        raise IndexMismatchError(f"index at {folder} names an unknown backend "
+                                 f"{meta.get('backend')!r}; known: {', '.join(BACKENDS)}")
+    if expected_embedder is not None and meta["embedder"] != expected_embedder:
+        raise IndexMismatchError(
+            f"index at {folder} was built with embedder {meta['embedder']!r}, but the "
+            f"configured embedder is {expected_embedder!r}; rebuild it with "
+            "`sourcing index build` or configure the matching embedder")
+    if expected_dim is not None and meta["dim"] != expected_dim:
+        raise IndexMismatchError(
+            f"index at {folder} has dimension {meta['dim']}, the embedder gives "
+            f"{expected_dim}; rebuild the index")
+
+
+def write_folder(folder: str | Path, write: Callable[[Path], None]) -> Path:
+    """Run ``write(staging)`` on a fresh folder beside ``folder``, then swap it in."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.new-", dir=folder.parent))
+    try:
+        write(staging)
+        _swap_in(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return folder
+
+
+def write_meta(folder: Path, meta: dict[str, Any]) -> None:
+    (folder / META_FILE).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
 
 
 def _swap_in(staging: Path, target: Path) -> None:
@@ -173,3 +344,52 @@ def _swap_in(staging: Path, target: Path) -> None:
         os.replace(retired, target)
         raise
     shutil.rmtree(retired, ignore_errors=True)
+
+
+# -- factory -------------------------------------------------------------------------------------
+
+
+def backend_class(backend: str) -> type[VectorIndex]:
+    if backend == "faiss":
+        from retrieval.faiss_index import FaissIndex
+
+        return FaissIndex
+    if backend == "qdrant":
+        from retrieval.qdrant_index import QdrantIndex
+
+        return QdrantIndex
+    raise ValueError(f"unknown index backend {backend!r}; known: {', '.join(BACKENDS)}")
+
+
+def create_index(kind: str, embedder_name: str, dim: int, **options: Any) -> VectorIndex:
+    """An empty index of backend ``kind`` (``faiss`` or ``qdrant``).
+
+    FAISS options: ``index_type`` (``auto``/``flat``/``hnsw``/``ivf``), ``ef_search``,
+    ``nprobe``... Qdrant options: ``url``, ``api_key``, ``collection``, ``shard_number``,
+    ``replication_factor``. Both take ``info`` and ``embedder_version``.
+    """
+    return backend_class(kind)(embedder_name, dim, **options)
+
+
+def open_index(folder: str | Path, expected_embedder: str | None = None,
+               expected_dim: int | None = None, **options: Any) -> VectorIndex:
+    """Open the index saved in ``folder``, whichever backend it uses (see
+    :meth:`VectorIndex.load` for ``qdrant_url``, ``qdrant_api_key`` and backend options)."""
+    return VectorIndex.load(folder, expected_embedder, expected_dim, **options)
+
+
+def __getattr__(name: str) -> Any:
+    # ImageIndex (the FAISS index under its historical name) lives with the FAISS backend;
+    # resolved lazily so that importing this module does not import faiss
+    if name == "ImageIndex":
+        from retrieval.faiss_index import ImageIndex
+
+        return ImageIndex
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "BACKENDS", "FORMAT_VERSION", "ImageIndex", "IndexEntry", "IndexMismatchError",
+    "IndexNotFoundError", "IndexRecord", "ListingFingerprint", "ListingHit", "SearchFilter",
+    "VectorIndex", "create_index", "open_index",
+]

@@ -10,7 +10,8 @@ Two paths, chosen by what is configured:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 

@@ -64,7 +64,7 @@ def test_shape_dtype_and_unit_norm(embedder, photos):
     assert vectors.shape == (len(photos), embedder.dim)
     assert vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    assert embedder.name == "descriptor-v2"
+    assert embedder.name == "descriptor-v3" and embedder.version == "3"
 
 
 def test_empty_batch(embedder):
@@ -115,3 +115,26 @@ def test_transparent_cutout_matches_white_backdrop(embedder, photos):
     vectors = embedder.embed_images([photo, cutout, photos[1]])
     assert float(vectors[0] @ vectors[1]) > float(vectors[1] @ vectors[2])
     assert float(vectors[0] @ vectors[1]) > 0.95
+
+
+def _on_screen(image: Image.Image) -> Image.Image:
+    """The photo shown on a display with a dark bezel, on a coloured backdrop, seen at an angle."""
+    import cv2
+
+    photo = np.asarray(image.convert("RGB").resize((300, 300)))
+    canvas = np.full((480, 480, 3), (150, 70, 40), dtype=np.uint8)
+    canvas[70:410, 70:410] = (20, 20, 20)
+    canvas[90:390, 90:390] = photo
+    src = np.float32([[0, 0], [480, 0], [480, 480], [0, 480]])
+    dst = np.float32([[30, 10], [470, 40], [450, 470], [10, 440]])
+    warped = cv2.warpPerspective(canvas, cv2.getPerspectiveTransform(src, dst), (480, 480),
+                                 borderValue=(150, 70, 40))
+    return Image.fromarray(warped)
+
+
+def test_photo_of_a_screen_is_nearer_than_another_product(embedder, photos):
+    originals = embedder.embed_images(photos)
+    copies = embedder.embed_images([_on_screen(photo) for photo in photos])
+    similarity = copies @ originals.T
+    hits = sum(int(similarity[i].argmax() == i) for i in range(len(photos)))
+    assert hits >= len(photos) - 1, similarity

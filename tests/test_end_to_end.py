@@ -67,10 +67,15 @@ def test_eu_run_flags_eu_law(runner, demo_cases):
     jsonschema.validate(output, SCHEMA)
 
 
-def test_constraints_exclude_with_reasons(runner, demo_cases):
+def test_constraints_filter_inside_the_search_and_exclude_with_reasons(runner, demo_cases):
     output = runner.run_file(demo_cases[0].image, "US", constraints={"max_moq": 1})
-    assert output["shortlist"] == []
+    # the search itself only returns listings with MOQ <= 1, so the shortlist is never emptied
+    # by the filter while passing listings exist
+    assert output["shortlist"] and all(item["moq"] <= 1 for item in output["shortlist"])
+    # other suppliers of the matched products are listed with the reason they were dropped
     assert output["excluded"] and all(item["reasons"] for item in output["excluded"])
+    assert all(reason.startswith("MOQ") for item in output["excluded"]
+               for reason in item["reasons"])
 
 
 def test_source_factory_found_for_most_reserved_photos(runner, demo_cases):

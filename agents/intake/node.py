@@ -18,6 +18,7 @@ from agents.context import Services
 from agents.evidence import cite
 from agents.state import State
 from retrieval.images import decode_image
+from retrieval.search import SEARCH_K, search_images
 
 VOTERS = 10  # nearest listings that vote on category and HS code
 
@@ -36,7 +37,10 @@ def intake_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
     vector = services.image_embedder.embed_images([image])[0]
 
     evidence: dict[str, dict[str, Any]] = {}
-    hits = services.index.search(vector, k=VOTERS)
+    # one unfiltered, re-ranked search serves the votes here and supplier_match after
+    all_hits = search_images(services.index, vector, SEARCH_K, None, services.reranker, image,
+                             services.load_catalog_image)
+    hits = all_hits[:VOTERS]
     catalog = services.catalog
     category_votes: dict[str, float] = defaultdict(float)
     category_cites: dict[str, list[str]] = defaultdict(list)
@@ -81,4 +85,5 @@ def intake_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
         "image_sha256": hashlib.sha256(image_bytes).hexdigest(),
         "image_size": list(image.size),
     }
-    return {"market": market, "product": product, "query_vector": vector, "evidence": evidence}
+    return {"market": market, "product": product, "query_vector": vector, "query_image": image,
+            "image_hits": all_hits, "evidence": evidence}

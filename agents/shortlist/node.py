@@ -169,13 +169,13 @@ def shortlist_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
             key = candidate["product_id"]
             cheapest[key] = min(cheapest.get(key, price), price)
 
-    best_similarity = max((c["similarity"] for c in state.get("candidates") or []), default=0.0)
+    best_similarity = max((c["match_score"] for c in state.get("candidates") or []), default=0.0)
     scored = []
     for candidate in state.get("candidates") or []:
         listing = catalog.listings[candidate["listing_id"]]
         supplier = catalog.suppliers[candidate["supplier_id"]]
         gaps = certificate_gaps(requirements, supplier.certifications)
-        scores = _criteria(listing, supplier, candidate["similarity"], best_similarity,
+        scores = _criteria(listing, supplier, candidate["match_score"], best_similarity,
                            cheapest.get(candidate["product_id"]), constraints.quantity, gaps)
         total = round(sum(weights[name] * (value or 0.0) for name, value in scores.items()), 4)
         scored.append((total, candidate, listing, supplier, scores, gaps))
@@ -197,6 +197,7 @@ def shortlist_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
             "matched_image": candidate["matched_image"],
             "is_source": candidate.get("is_source", False),
             "similarity": candidate["similarity"],
+            "match_score": candidate["match_score"],
             "price": {"min": listing.price_min, "max": listing.price_max,
                       "currency": listing.currency,
                       "tiers": listing.attributes.get("price_tiers") or [],

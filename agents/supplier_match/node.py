@@ -12,10 +12,17 @@ from agents.evidence import cite
 from agents.state import State
 from agents.supplier_match.source import name_source
 from agents.supplier_match.tools import Constraints, violations
+from retrieval.search import SEARCH_K, search_images
 
-SEARCH_K = 60  # listings fetched by image search
 RANKED_PRODUCTS = 10  # product groups reported in the result's ``products`` ranking
 MAX_PRODUCTS = 4  # best product groups whose suppliers become shortlist candidates
+
+
+def _match_method(services: Services) -> str:
+    method = f"cosine similarity of {services.image_embedder.name} descriptors"
+    if services.reranker is not None:
+        method += f", plus the {services.reranker.name} bonus for the first re-ranked hits"
+    return method
 
 
 def supplier_match_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
@@ -23,7 +30,13 @@ def supplier_match_node(state: State, runtime: Runtime[Services]) -> dict[str, A
     catalog = services.catalog
     constraints = Constraints.from_dict(state.get("constraints"))
     vector = state["query_vector"]
-    hits = services.index.search(vector, k=SEARCH_K)
+    search_filter = constraints.search_filter()
+    if search_filter.is_empty and state.get("image_hits") is not None:
+        hits = state["image_hits"]  # intake's unfiltered, re-ranked search
+    else:
+        hits = search_images(services.index, vector, SEARCH_K, search_filter, services.reranker,
+                             state.get("query_image"), services.load_catalog_image)
+    matched = {hit.listing_id: hit for hit in hits}
 
     # group listings into products: listings sharing product_id are the same product
     product_scores: dict[str, float] = {}
@@ -54,6 +67,9 @@ def supplier_match_node(state: State, runtime: Runtime[Services]) -> dict[str, A
     products = ranked[:MAX_PRODUCTS]
     scores = services.index.listing_scores(vector, {lid for key in products
                                                     for lid in member_ids[key]})
+    # listings the search found carry their re-ranked score; the rest their photo similarity
+    match_scores = {lid: matched[lid].score if lid in matched else hit.score
+                    for lid, hit in scores.items()}
     source_of = {entry["product_id"]: entry["source"]["supplier_id"] for entry in products_out}
 
     evidence: dict[str, dict[str, Any]] = {}
@@ -66,6 +82,7 @@ def supplier_match_node(state: State, runtime: Runtime[Services]) -> dict[str, A
             if hit is None:
                 continue
             similarity = round(hit.score, 4)
+            match_score = round(match_scores[listing_id], 4)
             candidate = {
                 "supplier_id": supplier.supplier_id,
                 "product_id": listing.product_id,
@@ -77,6 +94,9 @@ def supplier_match_node(state: State, runtime: Runtime[Services]) -> dict[str, A
                 "similarity_evidence": cite(evidence, "image_search", listing_id, "similarity",
                                             similarity, image=hit.image,
                                             embedder=services.image_embedder.name),
+                "match_score": match_score,
+                "match_evidence": cite(evidence, "image_search", listing_id, "match_score",
+                                       match_score, method=_match_method(services)),
             }
             reasons = violations(listing, supplier, constraints)
             if reasons:

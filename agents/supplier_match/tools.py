@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from data.catalog.schema import Listing, Supplier
+from retrieval.filters import SearchFilter
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,13 @@ class Constraints:
     supplier_kind: str | None = None
     capabilities: tuple[str, ...] = field(default_factory=tuple)
     min_on_time_rate: float | None = None
+
+    def search_filter(self) -> SearchFilter:
+        """The part of the constraints the index can apply inside the search. It never drops a
+        listing that passes: price is compared with the lowest tier price there, and the exact
+        per-quantity checks (``violations``) run on the candidates afterwards."""
+        return SearchFilter(supplier_kind=self.supplier_kind, max_moq=self.max_moq,
+                            max_unit_price=self.max_unit_price, capabilities=self.capabilities)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> Constraints:

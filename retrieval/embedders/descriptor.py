@@ -26,12 +26,25 @@ and its surface texture, and only lightly on where things are in the frame.
 5. **Edges.** A global histogram of gradient orientations (18 bins, magnitude-weighted) and a
    coarse spatial one (4 x 4 cells x 9 bins on a 64 px crop). Kept light: across views the
    spatial layout changes, so it only breaks ties between equally coloured products.
+6. **Shape** (colour-invariant). Orientation histograms in 6 x 6 cells of a 96 px grey crop, each
+   pixel weighted by a *saturating* function of its gradient magnitude (``m / (m + m90 / 4)``,
+   ``m90`` the photo's 90th percentile), so an edge counts about the same whether the product is
+   black, white or steel on its backdrop, and unsigned, so a dark-on-light edge equals a
+   light-on-dark one. It is what still ranks a colour variant of an appliance that no listing
+   shows near the listed colours, and it keeps degraded copies near their originals.
+
+Photos of a display (a seller photographing a listing on a screen) are warped flat first: a dark
+bezel ringing a bright convex quadrilateral is found with contours and the quadrilateral is
+rectified, so the backdrop around the display does not pass for the product's colours.
 
 Every histogram is divided by its mass and square-rooted (Hellinger), each block is
 L2-normalised and weighted (``WEIGHTS``), and the whole vector L2-normalised, so the inner
 product of two descriptors is a weighted sum of per-block similarities (by weight squared).
 A mean-colour layout grid and a silhouette were dropped: both describe the pose of the photo
-rather than the product and made other-view matches worse.
+rather than the product and made other-view matches worse (v3 re-tried a silhouette HOG beside the
+shape block: it helped unseen appliance colours but cost more on garments' other views).
+The shape block's weight (1.0) was chosen on evals/sets/dev.jsonl among 0, 0.5, 1, 1.5, 2: higher
+weights raise unseen-colour recall but lower held-out garment views at rank 1.
 """
 
 from __future__ import annotations
@@ -58,7 +71,13 @@ LAB_BINS = 8  # per channel
 HOG_CELLS, HOG_BINS, HOG_SIDE = 4, 9, 64  # spatial orientation histograms, 9 unsigned bins
 ORIENT_BINS = 18  # global orientation histogram
 # block weights; the descriptor's inner product weighs the blocks' cosines by weight squared
-WEIGHTS = {"fine": 1.0, "coarse": 1.0, "lab": 0.5, "lbp": 0.5, "orient": 0.5, "hog": 0.5}
+WEIGHTS = {"fine": 1.0, "coarse": 1.0, "lab": 0.5, "lbp": 0.5, "orient": 0.5, "hog": 0.5,
+           "shape": 1.0, "sil": 0.0}
+SHAPE_CELLS, SHAPE_SIDE = 6, 96
+
+SCREEN_DARK = 90  # grey level below which a pixel may belong to a display's bezel
+SCREEN_AREA = (0.15, 0.95)  # fraction of the photo a display's inner quadrilateral covers
+SCREEN_INSET = 0.03  # fraction of the rectified display trimmed on each side (bezel, edge glare)
 
 _KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
 # the 8 neighbours of a pixel, clockwise from top-left, for local binary patterns
@@ -83,6 +102,48 @@ def _foreground(rgb: np.ndarray) -> np.ndarray:
     if coverage < 0.02 or coverage > 0.97:  # nothing stands out, or nothing is background
         return whole
     return mask.astype(bool)
+
+
+def _order_corners(quad: np.ndarray) -> np.ndarray:
+    """Top-left, top-right, bottom-right, bottom-left."""
+    total, diff = quad.sum(axis=1), np.diff(quad, axis=1).ravel()
+    return np.array([quad[total.argmin()], quad[diff.argmin()], quad[total.argmax()],
+                     quad[diff.argmax()]], dtype=np.float32)
+
+
+def _unscreen(rgb: np.ndarray) -> np.ndarray:
+    """A photo of a display, warped flat to the display's content; other photos unchanged.
+
+    A display shows as a dark bezel ringing a bright convex quadrilateral: the smallest large
+    four-cornered hole in the dark pixels that is itself mostly not dark.
+    """
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    dark = (grey < SCREEN_DARK).astype(np.uint8)
+    contours, _ = cv2.findContours(dark, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    best, best_area = None, np.inf
+    for contour in contours:
+        area = cv2.contourArea(contour)
+        if not SCREEN_AREA[0] * grey.size <= area <= SCREEN_AREA[1] * grey.size or area >= best_area:
+            continue
+        quad = cv2.approxPolyDP(contour, 0.03 * cv2.arcLength(contour, True), True)
+        if len(quad) != 4 or not cv2.isContourConvex(quad):
+            continue
+        inside = np.zeros_like(dark)
+        cv2.fillConvexPoly(inside, quad, 1)
+        if dark[inside.astype(bool)].mean() > 0.4:
+            continue
+        best, best_area = quad.reshape(4, 2).astype(np.float32), area
+    if best is None:
+        return rgb
+    corners = _order_corners(best)
+    width = int(max(np.linalg.norm(corners[1] - corners[0]), np.linalg.norm(corners[2] - corners[3])))
+    height = int(max(np.linalg.norm(corners[3] - corners[0]), np.linalg.norm(corners[2] - corners[1])))
+    dx, dy = SCREEN_INSET * width, SCREEN_INSET * height
+    target = np.array([[-dx, -dy], [width + dx, -dy], [width + dx, height + dy], [-dx, height + dy]],
+                      dtype=np.float32)
+    warp = cv2.getPerspectiveTransform(corners, target)
+    return cv2.warpPerspective(rgb, warp, (max(width, 8), max(height, 8)), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
 
 
 def _square_crop(rgb: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -156,6 +217,19 @@ def _hog(grey: np.ndarray) -> np.ndarray:
     return _hellinger(hist)
 
 
+def _shape_hog(grey: np.ndarray, cells: int) -> np.ndarray:
+    """Contrast-saturated orientation histograms per cell: edges count, not how dark they are."""
+    magnitude, orientation = _gradients(grey)
+    typical = float(np.percentile(magnitude, 90)) + 1e-3
+    weight = magnitude / (magnitude + 0.25 * typical)
+    bins = (orientation * HOG_BINS).astype(int)
+    side = grey.shape[0]
+    rows = np.minimum(np.arange(side) * cells // side, cells - 1)
+    flat = (rows[:, None] * cells + rows[None, :]) * HOG_BINS + bins
+    return _hellinger(np.bincount(flat.ravel(), weights=weight.ravel(),
+                                  minlength=cells * cells * HOG_BINS))
+
+
 def _orientation_histogram(grey: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Global magnitude-weighted histogram of gradient orientations over the mask."""
     magnitude, orientation = _gradients(grey)
@@ -184,6 +258,7 @@ def describe(image: Image.Image) -> np.ndarray:
     scale = WORK_SIDE / max(rgb.shape[:2])
     if scale < 1:
         rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    rgb = _unscreen(rgb)
     crop, mask = _square_crop(rgb, _foreground(rgb))
     fg = mask if mask.any() else np.ones_like(mask)
 
@@ -202,13 +277,18 @@ def describe(image: Image.Image) -> np.ndarray:
         _block(_lbp_histogram(grey, fg), WEIGHTS["lbp"]),
         _block(_orientation_histogram(grey, fg), WEIGHTS["orient"]),
         _block(_hog(small), WEIGHTS["hog"]),
+        _block(_shape_hog(cv2.resize(grey, (SHAPE_SIDE, SHAPE_SIDE),
+                                     interpolation=cv2.INTER_AREA), SHAPE_CELLS), WEIGHTS["shape"]),
+        _block(_shape_hog(cv2.resize(mask.astype(np.uint8) * 255, (HOG_SIDE, HOG_SIDE),
+                                     interpolation=cv2.INTER_AREA), HOG_CELLS), WEIGHTS["sil"]),
     ])
 
 
 class DescriptorEmbedder:
     """Colour, texture and edge descriptor of product photos; see the module docstring."""
 
-    name = "descriptor-v2"
+    name = "descriptor-v3"
+    version = "3"
 
     def __init__(self) -> None:
         self.dim = int(describe(Image.new("RGB", (8, 8), "white")).shape[0])

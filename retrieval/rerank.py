@@ -1,0 +1,177 @@
+"""Re-ranking of image-search candidates by geometric verification of local features.
+
+The first stage (a global descriptor, one vector per photo) finds the right neighbourhood but is
+easily fooled: two products of the same colour look alike to it, and a heavily altered copy of a
+catalog photo (cropped, rotated, captioned, re-encoded, photographed off a screen, cut out and
+pasted on clutter) drifts away from its original. Local features answer a narrower question
+that the descriptor cannot: *is this the same physical picture, or the same object, up to a
+change of viewpoint?*
+
+``LocalFeatureReranker`` does, for the first ``top_n`` candidates only:
+
+1. **Local features.** Each photo is turned grey, shrunk so its longer side is ``SIDE`` px and
+   contrast-normalised with CLAHE (so exposure, JPEG damage, glare and the product's colour matter
+   less). SIFT keypoints (scale- and rotation-invariant) are detected, at most ``MAX_FEATURES``,
+   and described with RootSIFT (Hellinger-normalised SIFT, which matches more reliably).
+   Features of catalog photos are kept in an LRU cache, since the same photos come back query
+   after query.
+2. **Matching.** Each query feature's nearest catalog feature, kept when it passes Lowe's ratio
+   test (``RATIO``) and the query feature is in turn its nearest neighbour (mutual).
+3. **Geometric verification.** A homography is fitted with RANSAC (``RANSAC_PX`` reprojection
+   error, in px of the ``SIDE`` px image); its inliers are the evidence. A homography covers
+   crops, rotations, rescaling, perspective (screen photos) and copies pasted on a background;
+   a back view of a garment, or another product, gives few inliers or a degenerate fit.
+4. **Score.** ``score + WEIGHT * bonus`` where ``bonus = min(1, max(0, inliers - FLOOR) / SPAN)``.
+   Below ``FLOOR`` inliers (what unrelated photos reach by chance) nothing is added, so candidates
+   the features cannot judge keep the first stage's order among themselves; from ``FLOOR + SPAN``
+   inliers on a candidate is promoted by the whole ``WEIGHT``, more than any gap in descriptor
+   cosine between plausible candidates.
+
+Hits after the first ``top_n`` are returned unchanged after the re-ranked ones.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from retrieval.index import ListingHit
+
+SIDE = 320  # longer side of the grey image features are computed on, px
+MAX_FEATURES = 500  # SIFT keypoints kept per photo, strongest first
+RATIO = 0.8  # Lowe's ratio test: best match distance below this fraction of the second best
+RANSAC_PX = 6.0  # homography reprojection tolerance, px at SIDE
+MIN_MATCHES = 8  # fewer tentative matches: no homography is fitted
+FLOOR = 8  # inliers reached by chance between unrelated photos; below it no bonus
+SPAN = 22  # inliers above FLOOR for the full bonus
+WEIGHT = 0.5  # the full bonus, in units of descriptor cosine
+CACHE_SIZE = 4096  # photos whose features are kept
+
+
+@dataclass(frozen=True)
+class LocalFeatures:
+    points: np.ndarray  # (n, 2) float32 keypoint coordinates, px at SIDE
+    descriptors: np.ndarray  # (n, 128) float32 RootSIFT
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    """Re-orders the first ``top_n`` of a first-stage hit list for a query photo."""
+
+    name: str
+
+    def rerank(self, query: Image.Image, hits: list[ListingHit],
+               image_loader: Callable[[str], Image.Image], top_n: int = 30) -> list[ListingHit]:
+        """New hits with re-ranked scores, sorted best first, then the hits beyond ``top_n``."""
+        ...
+
+
+_CLAHE = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4))
+
+
+def _grey(image: Image.Image) -> np.ndarray:
+    """Grey, size-normalised, contrast-normalised pixels; transparency laid on white."""
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    grey = np.asarray(image.convert("L"))
+    scale = SIDE / max(grey.shape)
+    if scale != 1:
+        size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        grey = cv2.resize(grey, size, interpolation=interpolation)
+    return _CLAHE.apply(np.ascontiguousarray(grey))
+
+
+def local_features(image: Image.Image) -> LocalFeatures:
+    """SIFT keypoints and RootSIFT descriptors of one photo (see the module docstring)."""
+    grey = _grey(image)
+    empty = LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32))
+    if min(grey.shape) < 16:
+        return empty
+    sift = cv2.SIFT_create(nfeatures=MAX_FEATURES)
+    keypoints, descriptors = sift.detectAndCompute(grey, None)
+    if descriptors is None or not keypoints:
+        return empty
+    descriptors = descriptors / np.maximum(descriptors.sum(axis=1, keepdims=True), 1e-7)
+    descriptors = np.sqrt(descriptors).astype(np.float32)
+    points = np.array([kp.pt for kp in keypoints], dtype=np.float32)
+    return LocalFeatures(points, descriptors)
+
+
+def matches(query: LocalFeatures, candidate: LocalFeatures) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (into query, into candidate) of mutual nearest neighbours passing the ratio test."""
+    similarity = query.descriptors @ candidate.descriptors.T  # cosines of unit vectors
+    best = similarity.argmax(axis=1)
+    rows = np.arange(len(best))
+    first = similarity[rows, best]
+    second = np.partition(similarity, -2, axis=1)[:, -2]
+    # Euclidean distance of unit vectors is sqrt(2 - 2 cos)
+    ratio_ok = np.sqrt(np.maximum(2 - 2 * first, 0)) < RATIO * np.sqrt(np.maximum(2 - 2 * second, 0))
+    mutual = similarity.argmax(axis=0)[best] == rows
+    keep = np.nonzero(ratio_ok & mutual)[0]
+    return keep, best[keep]
+
+
+def inliers(query: LocalFeatures, candidate: LocalFeatures) -> int:
+    """Homography inliers among mutual ratio-test matches between two photos."""
+    if len(query.points) < MIN_MATCHES or len(candidate.points) < MIN_MATCHES:
+        return 0
+    i, j = matches(query, candidate)
+    if len(i) <= max(MIN_MATCHES, FLOOR):  # too few to reach the bonus
+        return 0
+    cv2.setRNGSeed(0)
+    homography, mask = cv2.findHomography(query.points[i], candidate.points[j], cv2.RHO,
+                                          RANSAC_PX, maxIters=500, confidence=0.995)
+    if homography is None or mask is None:
+        return 0
+    return int(mask.sum())
+
+
+def bonus(count: int) -> float:
+    """The score added for ``count`` inliers, 0 to WEIGHT (see the module docstring)."""
+    return WEIGHT * min(1.0, max(0, count - FLOOR) / SPAN)
+
+
+class LocalFeatureReranker:
+    """Geometric verification of the first candidates; see the module docstring."""
+
+    name = "sift-homography-v1"
+
+    def __init__(self, cache_size: int = CACHE_SIZE) -> None:
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, LocalFeatures] = OrderedDict()
+
+    def _features_of(self, path: str, image_loader: Callable[[str], Image.Image]) -> LocalFeatures:
+        cached = self._cache.get(path)
+        if cached is not None:
+            self._cache.move_to_end(path)
+            return cached
+        try:
+            features = local_features(image_loader(path))
+        except (OSError, ValueError):  # an unreadable photo cannot be verified
+            features = LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32))
+        self._cache[path] = features
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return features
+
+    def rerank(self, query: Image.Image, hits: list[ListingHit],
+               image_loader: Callable[[str], Image.Image], top_n: int = 30) -> list[ListingHit]:
+        head, tail = hits[:top_n], hits[top_n:]
+        if not head:
+            return list(hits)
+        query_features = local_features(query)
+        rescored = [ListingHit(hit.listing_id,
+                               hit.score + bonus(inliers(query_features,
+                                                         self._features_of(hit.image, image_loader))),
+                               hit.image)
+                    for hit in head]
+        order = sorted(range(len(rescored)), key=lambda i: (-rescored[i].score, i))
+        return [rescored[i] for i in order] + list(tail)

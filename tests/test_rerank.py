@@ -1,0 +1,121 @@
+"""Geometric re-ranking of image-search candidates on real demo catalog photos."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+
+from retrieval.index import ListingHit
+from retrieval.rerank import LocalFeatureReranker, Reranker, bonus, inliers, local_features
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "data" / "catalogs" / "demo"
+
+pytestmark = pytest.mark.skipif(not (DEMO / "listings.csv").is_file(),
+                                reason="the demo catalog is not present")
+
+
+@pytest.fixture(scope="module")
+def photos() -> dict[str, str]:
+    """One photo path (relative to the catalog) of each of a few distinct products."""
+    chosen: dict[str, str] = {}
+    with open(DEMO / "listings.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            wanted = ("automatic-espresso-machine", "tower-fan", "MH01", "WS03")
+            if row["product_id"] in wanted and row["product_id"] not in chosen:
+                chosen[row["product_id"]] = row["images"].split("|")[0]
+    assert len(chosen) == 4
+    return chosen
+
+
+def _load(path: str) -> Image.Image:
+    return Image.open(DEMO / path)
+
+
+def _rotated(image: Image.Image) -> Image.Image:
+    return image.convert("RGB").rotate(25, expand=True, fillcolor=(180, 170, 150))
+
+
+def _cropped(image: Image.Image) -> Image.Image:
+    w, h = image.size
+    return image.crop((int(w * 0.2), int(h * 0.15), int(w * 0.85), int(h * 0.8)))
+
+
+def _captioned(image: Image.Image) -> Image.Image:
+    out = image.convert("RGB").copy()
+    w, h = out.size
+    draw = ImageDraw.Draw(out)
+    draw.rectangle((0, int(h * 0.8), w, h), fill=(230, 20, 20))
+    draw.text((20, int(h * 0.85)), "HOT SALE factory direct", fill="white")
+    buffer = io.BytesIO()
+    out.save(buffer, "JPEG", quality=30)
+    return Image.open(io.BytesIO(buffer.getvalue()))
+
+
+def test_protocol():
+    assert isinstance(LocalFeatureReranker(), Reranker)
+
+
+@pytest.mark.parametrize("alter", [_rotated, _cropped, _captioned],
+                         ids=["rotated", "cropped", "captioned"])
+def test_altered_copy_is_verified_and_promoted(photos, alter):
+    target = photos["automatic-espresso-machine"]
+    query = alter(_load(target))
+    original, other = local_features(_load(target)), local_features(_load(photos["tower-fan"]))
+    query_features = local_features(query)
+    assert inliers(query_features, original) >= 30
+    assert inliers(query_features, other) < 10
+    # the first stage put the right listing last, by a clear margin
+    hits = [ListingHit("L-other-1", 0.90, photos["tower-fan"]),
+            ListingHit("L-other-2", 0.85, photos["MH01"]),
+            ListingHit("L-right", 0.70, target)]
+    reranked = LocalFeatureReranker().rerank(query, hits, _load, top_n=30)
+    assert [hit.listing_id for hit in reranked][0] == "L-right"
+    assert reranked[0].score == pytest.approx(0.70 + bonus(10_000))
+    assert {hit.listing_id for hit in reranked} == {hit.listing_id for hit in hits}
+    assert all(a.score >= b.score for a, b in zip(reranked, reranked[1:]))
+
+
+def test_hits_beyond_top_n_are_kept_after(photos):
+    target = photos["automatic-espresso-machine"]
+    hits = [ListingHit("L1", 0.9, photos["MH01"]), ListingHit("L2", 0.8, target),
+            ListingHit("L3", 0.7, photos["WS03"]), ListingHit("L4", 0.6, target)]
+    reranked = LocalFeatureReranker().rerank(_cropped(_load(target)), hits, _load, top_n=2)
+    assert [hit.listing_id for hit in reranked] == ["L2", "L1", "L3", "L4"]
+    assert reranked[2:] == hits[2:]  # untouched, scores included
+
+
+def test_unrelated_hits_keep_their_order(photos):
+    hits = [ListingHit("L1", 0.9, photos["MH01"]), ListingHit("L2", 0.8, photos["WS03"])]
+    query = Image.new("RGB", (400, 400), (40, 90, 200))
+    assert LocalFeatureReranker().rerank(query, hits, _load) == hits
+
+
+@pytest.mark.parametrize("query", [Image.new("RGB", (640, 480), "white"),
+                                   Image.new("RGB", (3, 3), "red"), Image.new("L", (1, 1)),
+                                   Image.new("RGBA", (50, 900), (0, 0, 0, 0))],
+                         ids=["blank", "tiny", "one-pixel", "transparent"])
+def test_degenerate_images_do_not_crash(photos, query):
+    hits = [ListingHit("L1", 0.5, photos["MH01"]), ListingHit("L2", 0.4, "missing/photo.jpg")]
+    reranked = LocalFeatureReranker().rerank(query, hits, _load)
+    assert [hit.listing_id for hit in reranked] == ["L1", "L2"]
+    blank = [ListingHit("L1", 0.5, "blank")]
+    assert LocalFeatureReranker().rerank(
+        _load(photos["MH01"]), blank, lambda _: Image.new("RGB", (2, 2))) == blank
+    assert LocalFeatureReranker().rerank(query, [], _load) == []
+
+
+def test_deterministic_and_cached(photos):
+    target = photos["WS03"]
+    query = _rotated(_load(target))
+    hits = [ListingHit("L1", 0.9, photos["MH01"]), ListingHit("L2", 0.8, target),
+            ListingHit("L3", 0.7, photos["tower-fan"])]
+    reranker = LocalFeatureReranker(cache_size=2)
+    first = reranker.rerank(query, hits, _load)
+    assert len(reranker._cache) == 2  # least recently used photo evicted
+    assert reranker.rerank(query, hits, _load) == first
+    assert LocalFeatureReranker().rerank(query, hits, _load) == first
