@@ -108,7 +108,7 @@ def test_agents_run_with_fakes_from_the_context(services):
     # the factory and the trader both sell the red kettle; the factory ranks first
     assert ranked[:2] == [("S1", "P-RED"), ("S2", "P-RED")]
     top = result["shortlist"][0]
-    assert top["scores"]["factory"] == 1.0 and top["scores"]["price"] == 1.0
+    assert top["is_source"] and top["scores"]["source"] == 1.0 and top["scores"]["price"] == 1.0
     assert result["grounding"]["unsupported"] == []
     assert result["shortlist"][2]["unknown"]  # S3 states no service record: listed as unknown
     texts = {claim["id"]: claim["text"] for claim in result["claims"]}

@@ -22,10 +22,10 @@ DEFAULT_WEIGHTS = {
     "visual": 0.40,
     "price": 0.15,
     "moq": 0.10,
-    "responsiveness": 0.08,
-    "reliability": 0.10,
-    "factory": 0.10,
-    "compliance": 0.07,
+    "responsiveness": 0.06,
+    "reliability": 0.09,
+    "source": 0.15,
+    "compliance": 0.05,
 }
 # visual score = exp((similarity - best similarity in the run) / VISUAL_TEMPERATURE): the closest
 # match scores 1 and a candidate 0.1 behind scores about 0.37, so a clearly better photo match
@@ -36,8 +36,8 @@ RESPONSE_HOURS_SCALE = 24.0  # a reply within 0 h scores 1, after 24 h or more s
 
 
 def _criteria(listing: Listing, supplier: Supplier, similarity: float, best_similarity: float,
-              cheapest: float | None, quantity: int | None, gaps: list[dict[str, Any]]
-              ) -> dict[str, float | None]:
+              cheapest: float | None, quantity: int | None, gaps: list[dict[str, Any]],
+              is_source: bool) -> dict[str, float | None]:
     price = unit_price_at(listing, quantity)
     visual = math.exp(min(0.0, similarity - best_similarity) / VISUAL_TEMPERATURE)
     scores: dict[str, float | None] = {"visual": round(visual, 4)}
@@ -55,7 +55,11 @@ def _criteria(listing: Listing, supplier: Supplier, similarity: float, best_simi
     rates = [rate for rate in (supplier.on_time_rate, supplier.dispatch_48h_rate,
                                supplier.repurchase_rate) if rate is not None]
     scores["reliability"] = round(sum(rates) / len(rates), 4) if rates else None
-    scores["factory"] = None if supplier.kind is None else float(supplier.kind == "factory")
+    # the maker over re-sellers: the named source of its product group 1, another factory 0.5
+    if is_source:
+        scores["source"] = 1.0
+    else:
+        scores["source"] = None if supplier.kind is None else 0.5 * (supplier.kind == "factory")
     if gaps:
         scores["compliance"] = round(sum(g["status"] == "covered" for g in gaps) / len(gaps), 4)
     else:
@@ -176,7 +180,8 @@ def shortlist_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
         supplier = catalog.suppliers[candidate["supplier_id"]]
         gaps = certificate_gaps(requirements, supplier.certifications)
         scores = _criteria(listing, supplier, candidate["match_score"], best_similarity,
-                           cheapest.get(candidate["product_id"]), constraints.quantity, gaps)
+                           cheapest.get(candidate["product_id"]), constraints.quantity, gaps,
+                           candidate.get("is_source", False))
         total = round(sum(weights[name] * (value or 0.0) for name, value in scores.items()), 4)
         scored.append((total, candidate, listing, supplier, scores, gaps))
     scored.sort(key=lambda item: (-item[0], item[1]["listing_id"]))

@@ -19,7 +19,8 @@ MAX_PRODUCTS = 4  # best product groups whose suppliers become shortlist candida
 
 
 def _match_method(services: Services) -> str:
-    method = f"cosine similarity of {services.image_embedder.name} descriptors"
+    method = f"best cosine similarity of {services.image_embedder.name} descriptors over the " \
+             "product's listings"
     if services.reranker is not None:
         method += f", plus the {services.reranker.name} bonus for the first re-ranked hits"
     return method
@@ -36,7 +37,6 @@ def supplier_match_node(state: State, runtime: Runtime[Services]) -> dict[str, A
     else:
         hits = search_images(services.index, vector, SEARCH_K, search_filter, services.reranker,
                              state.get("query_image"), services.load_catalog_image)
-    matched = {hit.listing_id: hit for hit in hits}
 
     # group listings into products: listings sharing product_id are the same product
     product_scores: dict[str, float] = {}
@@ -67,9 +67,9 @@ def supplier_match_node(state: State, runtime: Runtime[Services]) -> dict[str, A
     products = ranked[:MAX_PRODUCTS]
     scores = services.index.listing_scores(vector, {lid for key in products
                                                     for lid in member_ids[key]})
-    # listings the search found carry their re-ranked score; the rest their photo similarity
-    match_scores = {lid: matched[lid].score if lid in matched else hit.score
-                    for lid, hit in scores.items()}
+    # the visual match belongs to the product, not to whichever supplier's copy of its photos
+    # matched best: every listing of a product shares the product's best (re-ranked) score, so
+    # suppliers of one product are then told apart by price, MOQ, service and kind
     source_of = {entry["product_id"]: entry["source"]["supplier_id"] for entry in products_out}
 
     evidence: dict[str, dict[str, Any]] = {}
@@ -82,7 +82,7 @@ def supplier_match_node(state: State, runtime: Runtime[Services]) -> dict[str, A
             if hit is None:
                 continue
             similarity = round(hit.score, 4)
-            match_score = round(match_scores[listing_id], 4)
+            match_score = round(product_scores[key], 4)
             candidate = {
                 "supplier_id": supplier.supplier_id,
                 "product_id": listing.product_id,
@@ -95,7 +95,7 @@ def supplier_match_node(state: State, runtime: Runtime[Services]) -> dict[str, A
                                             similarity, image=hit.image,
                                             embedder=services.image_embedder.name),
                 "match_score": match_score,
-                "match_evidence": cite(evidence, "image_search", listing_id, "match_score",
+                "match_evidence": cite(evidence, "image_search", str(key), "match_score",
                                        match_score, method=_match_method(services)),
             }
             reasons = violations(listing, supplier, constraints)
