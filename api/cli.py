@@ -299,7 +299,8 @@ def search_image(
         _fail(str(exc))
     vector = services.image_embedder.embed_images([photo])[0]
     hits = search_images(services.index, vector, k, search_filter, services.reranker, photo,
-                         services.load_catalog_image)
+                         services.load_catalog_image,
+                         embedder=services.image_embedder)
     _print_hits(services, hits[:k], as_json)
 
 

@@ -119,3 +119,22 @@ def test_deterministic_and_cached(photos):
     assert len(reranker._cache) == 2  # least recently used photo evicted
     assert reranker.rerank(query, hits, _load) == first
     assert LocalFeatureReranker().rerank(query, hits, _load) == first
+
+
+def test_warm_fills_cache_once(photos):
+    paths = list(photos.values())
+    calls: list[str] = []
+
+    def counting_load(path: str) -> Image.Image:
+        calls.append(path)
+        return _load(path)
+
+    reranker = LocalFeatureReranker()
+    assert reranker.warm(paths + paths[:1], counting_load, workers=2) == len(paths)
+    assert sorted(calls) == sorted(paths)
+    assert reranker.warm(paths, counting_load) == 0
+    query = _cropped(_load(paths[0]))
+    hits = [ListingHit(f"L{i}", 0.5, path) for i, path in enumerate(paths)]
+    reranker.rerank(query, hits, counting_load)
+    assert len(calls) == len(paths)  # the re-ranking loaded no catalog photo
+    assert reranker.warm(["missing.jpg"], _load, workers=1) == 1  # unreadable: cached empty
