@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -58,6 +58,7 @@ FLOOR = 8  # inliers reached by chance between unrelated photos; below it no bon
 SPAN = 22  # inliers above FLOOR for the full bonus
 WEIGHT = 0.5  # the full bonus, in units of descriptor cosine
 CACHE_SIZE = 4096  # photos whose features are kept
+PHOTOS_PER_LISTING = 4  # photos of one candidate listing checked at most
 
 
 @dataclass(frozen=True)
@@ -198,15 +199,27 @@ class LocalFeatureReranker:
         return len(todo)
 
     def rerank(self, query: Image.Image, hits: list[ListingHit],
-               image_loader: Callable[[str], Image.Image], top_n: int = 30) -> list[ListingHit]:
+               image_loader: Callable[[str], Image.Image], top_n: int = 30,
+               photos_of: Callable[[str], Sequence[str]] | None = None) -> list[ListingHit]:
+        """``photos_of(listing_id)``, when given, lets each candidate be verified on up to
+        ``PHOTOS_PER_LISTING`` of its photos (its best first-stage photo first): the query may
+        be a copy of another photo of the listing than the one the descriptor liked best."""
         head, tail = hits[:top_n], hits[top_n:]
         if not head:
             return list(hits)
         query_features = local_features(query)
-        rescored = [ListingHit(hit.listing_id,
-                               hit.score + bonus(inliers(query_features,
-                                                         self._features_of(hit.image, image_loader))),
-                               hit.image)
-                    for hit in head]
+        rescored = []
+        for hit in head:
+            photos = [hit.image]
+            if photos_of is not None:
+                photos += [p for p in photos_of(hit.listing_id) if p != hit.image]
+            best_count, best_photo = -1, hit.image
+            for photo in photos[:PHOTOS_PER_LISTING]:
+                count = inliers(query_features, self._features_of(photo, image_loader))
+                if count > best_count:
+                    best_count, best_photo = count, photo
+            gained = bonus(best_count)
+            rescored.append(ListingHit(hit.listing_id, hit.score + gained,
+                                       best_photo if gained > 0 else hit.image))
         order = sorted(range(len(rescored)), key=lambda i: (-rescored[i].score, i))
         return [rescored[i] for i in order] + list(tail)

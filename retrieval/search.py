@@ -81,12 +81,14 @@ def search_images(index: Any, vector: np.ndarray, k: int, search_filter: Any = N
                   image_loader: Callable[[str], Image.Image] | None = None,
                   rerank_top_n: int = RERANK_TOP_N, embedder: Any = None,
                   views: Sequence[tuple[float, float, float]] = VIEWS,
-                  view_penalty: float = VIEW_PENALTY) -> list[ListingHit]:
+                  view_penalty: float = VIEW_PENALTY,
+                  photos_of: Callable[[str], Sequence[str]] | None = None) -> list[ListingHit]:
     """The ``k`` best listings for the query, best first.
 
     ``vector`` is the embedding of the whole query photo. With ``embedder`` (the one that built
     the index) and ``query_image``, the crops ``views`` of the photo are searched too and merged
-    (see the module docstring); ``views=()`` turns that off.
+    (see the module docstring); ``views=()`` turns that off. ``photos_of(listing_id)`` lets the
+    re-ranker verify every photo of a candidate, not only its best first-stage photo.
     """
     rerank = reranker is not None and query_image is not None and image_loader is not None
     depth = max(k, rerank_top_n) if rerank else k
@@ -98,5 +100,6 @@ def search_images(index: Any, vector: np.ndarray, k: int, search_filter: Any = N
             lists = [hits] + [_search(index, v, depth, search_filter) for v in vectors]
             hits = merge_hits(lists, [0.0] + [view_penalty] * len(crops), depth)
     if rerank and hits:
-        hits = reranker.rerank(query_image, hits, image_loader, top_n=rerank_top_n)
+        extra = {"photos_of": photos_of} if photos_of is not None else {}
+        hits = reranker.rerank(query_image, hits, image_loader, top_n=rerank_top_n, **extra)
     return hits[:k]

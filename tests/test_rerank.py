@@ -138,3 +138,17 @@ def test_warm_fills_cache_once(photos):
     reranker.rerank(query, hits, counting_load)
     assert len(calls) == len(paths)  # the re-ranking loaded no catalog photo
     assert reranker.warm(["missing.jpg"], _load, workers=1) == 1  # unreadable: cached empty
+
+
+def test_every_photo_of_a_listing_can_be_verified(photos):
+    """The query is a copy of the listing's second photo while the first stage liked its first:
+    with ``photos_of`` the second photo is checked too, and becomes the hit's photo."""
+    shown, copied = photos["MH01"], photos["automatic-espresso-machine"]
+    query = _cropped(_load(copied))
+    hits = [ListingHit("L-other", 0.90, photos["tower-fan"]), ListingHit("L-right", 0.80, shown)]
+    plain = LocalFeatureReranker().rerank(query, hits, _load)
+    assert [hit.listing_id for hit in plain] == ["L-other", "L-right"]
+    verified = LocalFeatureReranker().rerank(
+        query, hits, _load, photos_of=lambda lid: (shown, copied) if lid == "L-right" else ())
+    assert verified[0].listing_id == "L-right" and verified[0].image == copied
+    assert verified[0].score == pytest.approx(0.80 + bonus(10_000))
