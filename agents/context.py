@@ -41,11 +41,6 @@ class Services:
     # OpenAI-compatible chat client; None means the deterministic path answers
     llm: Any = None
 
-    def photos_of_listing(self, listing_id: str) -> tuple[str, ...]:
-        """Paths of a listing's photos, relative to the catalog folder."""
-        listing = self.catalog.listings.get(listing_id)
-        return listing.images if listing is not None else ()
-
     def load_catalog_image(self, relative: str) -> Image.Image:
         """A catalog photo by its path relative to the catalog folder (used by re-ranking)."""
         from retrieval.images import load_image

@@ -40,8 +40,7 @@ def intake_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
     # one unfiltered, re-ranked search serves the votes here and supplier_match after
     all_hits = search_images(services.index, vector, SEARCH_K, None, services.reranker, image,
                              services.load_catalog_image,
-                             embedder=services.image_embedder,
-                             photos_of=services.photos_of_listing)
+                             embedder=services.image_embedder)
     hits = all_hits[:VOTERS]
     catalog = services.catalog
     category_votes: dict[str, float] = defaultdict(float)

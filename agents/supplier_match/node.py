@@ -37,8 +37,7 @@ def supplier_match_node(state: State, runtime: Runtime[Services]) -> dict[str, A
     else:
         hits = search_images(services.index, vector, SEARCH_K, search_filter, services.reranker,
                              state.get("query_image"), services.load_catalog_image,
-                             embedder=services.image_embedder,
-                             photos_of=services.photos_of_listing)
+                             embedder=services.image_embedder)
 
     # group listings into products: listings sharing product_id are the same product
     product_scores: dict[str, float] = {}
