@@ -59,6 +59,7 @@ SPAN = 22  # inliers above FLOOR for the full bonus
 WEIGHT = 0.5  # the full bonus, in units of descriptor cosine
 CACHE_SIZE = 4096  # photos whose features are kept
 PHOTOS_PER_LISTING = 4  # photos of one candidate listing checked at most
+SAME_PICTURE_INLIERS = FLOOR + SPAN  # inliers from which two photos are one picture (full bonus)
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,13 @@ class LocalFeatureReranker:
         features = self._compute(path, image_loader)
         self._store(path, features)
         return features
+
+    def same_picture(self, first: str, second: str,
+                     image_loader: Callable[[str], Image.Image]) -> bool:
+        """Whether two catalog photos show the same picture (one a crop, re-encoding, watermark
+        or caption of the other): at least ``SAME_PICTURE_INLIERS`` homography inliers."""
+        return inliers(self._features_of(first, image_loader),
+                       self._features_of(second, image_loader)) >= SAME_PICTURE_INLIERS
 
     def warm(self, image_paths: Iterable[str], image_loader: Callable[[str], Image.Image],
              workers: int | None = None) -> int:

@@ -170,7 +170,7 @@ def shortlist_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
     for candidate in state.get("candidates") or []:
         price = unit_price_at(catalog.listings[candidate["listing_id"]], constraints.quantity)
         if price is not None:
-            key = candidate["product_id"]
+            key = candidate.get("product_key", candidate["product_id"])
             cheapest[key] = min(cheapest.get(key, price), price)
 
     best_similarity = max((c["match_score"] for c in state.get("candidates") or []), default=0.0)
@@ -180,7 +180,8 @@ def shortlist_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
         supplier = catalog.suppliers[candidate["supplier_id"]]
         gaps = certificate_gaps(requirements, supplier.certifications)
         scores = _criteria(listing, supplier, candidate["match_score"], best_similarity,
-                           cheapest.get(candidate["product_id"]), constraints.quantity, gaps,
+                           cheapest.get(candidate.get("product_key", candidate["product_id"])),
+                           constraints.quantity, gaps,
                            candidate.get("is_source", False))
         total = round(sum(weights[name] * (value or 0.0) for name, value in scores.items()), 4)
         scored.append((total, candidate, listing, supplier, scores, gaps))

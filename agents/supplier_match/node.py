@@ -10,6 +10,7 @@ from langgraph.runtime import Runtime
 from agents.context import Services
 from agents.evidence import cite
 from agents.state import State
+from agents.supplier_match.grouping import group_keys
 from agents.supplier_match.source import name_source
 from agents.supplier_match.tools import Constraints, violations
 from retrieval.search import SEARCH_K, search_images
@@ -39,20 +40,26 @@ def supplier_match_node(state: State, runtime: Runtime[Services]) -> dict[str, A
                              state.get("query_image"), services.load_catalog_image,
                              embedder=services.image_embedder)
 
-    # group listings into products: listings sharing product_id are the same product
+    # group listings into products (see grouping.py): product_id, else same-picture copies
+    same_picture = None
+    if services.reranker is not None and hasattr(services.reranker, "same_picture"):
+        def same_picture(first: str, second: str) -> bool:
+            return services.reranker.same_picture(first, second, services.load_catalog_image)
+    keys = group_keys(hits, catalog, same_picture)
     product_scores: dict[str, float] = {}
+    found_members: dict[str, list[str]] = {}
     for hit in hits:
-        listing = catalog.listings.get(hit.listing_id)
-        if listing is None:
+        if hit.listing_id not in keys:
             continue
-        key = listing.product_id or f"listing:{listing.listing_id}"
+        key = keys[hit.listing_id]
         product_scores[key] = max(product_scores.get(key, -1.0), hit.score)
+        found_members.setdefault(key, []).append(hit.listing_id)
     ranked = sorted(product_scores, key=lambda key: (-product_scores[key], key))[:RANKED_PRODUCTS]
 
     member_ids: dict[str, list[str]] = {}
     for key in ranked:
         if key.startswith("listing:"):
-            member_ids[key] = [key.split(":", 1)[1]]
+            member_ids[key] = sorted(found_members[key])
         else:
             member_ids[key] = sorted(row.listing_id for row in catalog.listings_of_product(key))
     products_out = []
@@ -71,7 +78,7 @@ def supplier_match_node(state: State, runtime: Runtime[Services]) -> dict[str, A
     # the visual match belongs to the product, not to whichever supplier's copy of its photos
     # matched best: every listing of a product shares the product's best (re-ranked) score, so
     # suppliers of one product are then told apart by price, MOQ, service and kind
-    source_of = {entry["product_id"]: entry["source"]["supplier_id"] for entry in products_out}
+    source_of = {key: entry["source"]["supplier_id"] for key, entry in zip(ranked, products_out)}
 
     evidence: dict[str, dict[str, Any]] = {}
     candidates, excluded = [], []
@@ -88,7 +95,8 @@ def supplier_match_node(state: State, runtime: Runtime[Services]) -> dict[str, A
                 "supplier_id": supplier.supplier_id,
                 "product_id": listing.product_id,
                 "product_rank": product_rank,
-                "is_source": source_of.get(listing.product_id) == supplier.supplier_id,
+                "product_key": key,
+                "is_source": source_of.get(key) == supplier.supplier_id,
                 "listing_id": listing_id,
                 "matched_image": hit.image,
                 "similarity": similarity,
