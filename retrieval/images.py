@@ -11,16 +11,20 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
 MAX_PIXELS = 40_000_000  # a 40-megapixel photo is the largest we decode
+MAX_BYTES = 25 * 1024 * 1024  # a photo file larger than 25 MiB is refused before it is read
 
 
 class ImageDecodeError(ValueError):
     """The bytes are not a usable photo; the message says why."""
 
 
-def decode_image(data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS) -> Image.Image:
+def decode_image(data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS,
+                 max_bytes: int = MAX_BYTES) -> Image.Image:
     """Decode ``data`` into an RGB image with EXIF orientation applied."""
     if not data:
         raise ImageDecodeError(f"{name}: empty file")
+    if len(data) > max_bytes:
+        raise ImageDecodeError(f"{name}: {len(data):,} bytes is over the limit of {max_bytes:,}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -46,10 +50,15 @@ def decode_image(data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS)
     return image.convert("RGB")
 
 
-def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def load_image(path: str | Path, max_pixels: int = MAX_PIXELS,
+               max_bytes: int = MAX_BYTES) -> Image.Image:
+    """Read and decode a photo file; an oversized file is refused before it is read."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise ImageDecodeError(f"{path}: {size:,} bytes is over the limit of {max_bytes:,}")
         data = path.read_bytes()
     except OSError as exc:
         raise ImageDecodeError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    return decode_image(data, name=str(path), max_pixels=max_pixels)
+    return decode_image(data, name=str(path), max_pixels=max_pixels, max_bytes=max_bytes)

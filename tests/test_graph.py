@@ -128,3 +128,17 @@ def test_a_broken_photo_is_refused_with_its_name(services):
                                                          "compliance": fake_compliance}))
     with pytest.raises(ValueError, match="upload.jpg: not a recognised image"):
         runner.run(b"not an image at all", "US", image_name="upload.jpg")
+
+
+def test_a_huge_photo_file_is_refused_before_it_is_read(services, tmp_path):
+    import os
+
+    from retrieval.images import MAX_BYTES
+
+    runner = SourcingRunner(services, build_graph(nodes={"market": fake_market,
+                                                         "compliance": fake_compliance}))
+    huge = tmp_path / "huge.jpg"
+    huge.write_bytes(b"")
+    os.truncate(huge, MAX_BYTES + 1)  # sparse: no disk or memory spent
+    with pytest.raises(ValueError, match="huge.jpg: .* bytes is over the limit"):
+        runner.run_file(huge, "US")

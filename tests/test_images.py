@@ -44,3 +44,14 @@ def test_pixel_limit_refuses_huge_images_before_decoding():
     Image.new("L", (3000, 3000)).save(buffer, "PNG")
     with pytest.raises(ImageDecodeError, match="over the limit"):
         decode_image(buffer.getvalue(), max_pixels=1_000_000)
+
+
+def test_oversized_files_are_refused_before_reading(tmp_path):
+    from retrieval.images import load_image
+
+    with pytest.raises(ImageDecodeError, match="over the limit of 1,000"):
+        decode_image(_jpeg(size=(200, 200)), max_bytes=1000)
+    path = tmp_path / "huge.jpg"
+    path.write_bytes(_jpeg(size=(200, 200)))
+    with pytest.raises(ImageDecodeError, match="huge.jpg: .* bytes is over the limit"):
+        load_image(path, max_bytes=1000)
