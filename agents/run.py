@@ -8,7 +8,7 @@ from typing import Any
 
 from agents.context import Services
 from agents.graph import build_graph
-from retrieval.images import MAX_BYTES, ImageDecodeError
+from retrieval.images import read_photo_bytes
 
 
 class SourcingRunner:
@@ -43,8 +43,4 @@ class SourcingRunner:
 
     def run_file(self, path: str | Path, market: str, **options: Any) -> dict[str, Any]:
         path = Path(path)
-        size = path.stat().st_size
-        if size > MAX_BYTES:  # refused before the file is read into memory
-            raise ImageDecodeError(f"{path.name}: {size:,} bytes is over the limit of "
-                                   f"{MAX_BYTES:,}")
-        return self.run(path.read_bytes(), market, image_name=path.name, **options)
+        return self.run(read_photo_bytes(path), market, image_name=path.name, **options)

@@ -48,7 +48,7 @@ def _settings(**overrides: Any):
         _fail(str(exc))
 
 
-def _runner(settings, build_if_missing: bool = False):
+def _runner(settings, build_if_missing: bool = False, warm: bool = True):
     from agents.run import SourcingRunner
     from api.services import build_services
     from data.catalog.importer import CatalogError
@@ -56,7 +56,8 @@ def _runner(settings, build_if_missing: bool = False):
 
     try:
         runner = SourcingRunner(build_services(settings, build_index_if_missing=build_if_missing))
-        runner.warm_up()
+        if warm:
+            runner.warm_up()
         return runner
     except CatalogError as exc:
         _fail(f"catalog {settings.catalog_dir} has problems:\n{exc}")
@@ -252,6 +253,12 @@ def _search_filter(raw: str | None):
         _fail(str(exc))
 
 
+def _search_setup(filter_json: str | None, warm: bool):
+    """The parsed filter (checked before anything loads) and the services to search with."""
+    search_filter = _search_filter(filter_json)
+    return search_filter, _runner(_settings(), build_if_missing=True, warm=warm).services
+
+
 def _print_hits(services, hits, as_json: bool) -> None:
     rows = []
     for hit in hits:
@@ -290,9 +297,7 @@ def search_image(
     from retrieval.images import ImageDecodeError, load_image
     from retrieval.search import search_images
 
-    search_filter = _search_filter(filter_json)
-    runner = _runner(_settings(), build_if_missing=True)
-    services = runner.services
+    search_filter, services = _search_setup(filter_json, warm=False)
     try:
         photo = load_image(image)
     except ImageDecodeError as exc:
@@ -315,9 +320,7 @@ def search_text(
     from retrieval.filters import passes, payload_of
     from retrieval.text_search import TextSearch
 
-    search_filter = _search_filter(filter_json)
-    runner = _runner(_settings(), build_if_missing=True)
-    services = runner.services
+    search_filter, services = _search_setup(filter_json, warm=True)
     search = TextSearch(services.catalog, services.text_embedder, services.image_embedder,
                         services.index)
     catalog = services.catalog

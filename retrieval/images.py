@@ -50,15 +50,20 @@ def decode_image(data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS,
     return image.convert("RGB")
 
 
-def load_image(path: str | Path, max_pixels: int = MAX_PIXELS,
-               max_bytes: int = MAX_BYTES) -> Image.Image:
-    """Read and decode a photo file; an oversized file is refused before it is read."""
+def read_photo_bytes(path: str | Path, max_bytes: int = MAX_BYTES) -> bytes:
+    """A photo file's bytes; a file over ``max_bytes`` is refused before it is read."""
     path = Path(path)
     try:
         size = path.stat().st_size
         if size > max_bytes:
             raise ImageDecodeError(f"{path}: {size:,} bytes is over the limit of {max_bytes:,}")
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise ImageDecodeError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+
+
+def load_image(path: str | Path, max_pixels: int = MAX_PIXELS,
+               max_bytes: int = MAX_BYTES) -> Image.Image:
+    """Read and decode a photo file; an oversized file is refused before it is read."""
+    data = read_photo_bytes(path, max_bytes)
     return decode_image(data, name=str(path), max_pixels=max_pixels, max_bytes=max_bytes)

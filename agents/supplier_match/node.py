@@ -57,13 +57,12 @@ def supplier_match_node(state: State, runtime: Runtime[Services]) -> dict[str, A
     ranked = sorted(product_scores, key=lambda key: (-product_scores[key], key))[:RANKED_PRODUCTS]
 
     member_ids: dict[str, list[str]] = {}
+    products_out = []
     for key in ranked:
         if key.startswith("listing:"):
             member_ids[key] = sorted(found_members[key])
         else:
             member_ids[key] = sorted(row.listing_id for row in catalog.listings_of_product(key))
-    products_out = []
-    for key in ranked:
         members = [catalog.listings[lid] for lid in member_ids[key]]
         products_out.append({
             "product_id": None if key.startswith("listing:") else key,
@@ -72,13 +71,10 @@ def supplier_match_node(state: State, runtime: Runtime[Services]) -> dict[str, A
             "supplier_ids": sorted({row.supplier_id for row in members}),
             "source": name_source(members, catalog),
         })
+    source_of = {key: entry["source"]["supplier_id"] for key, entry in zip(ranked, products_out)}
     products = ranked[:MAX_PRODUCTS]
     scores = services.index.listing_scores(vector, {lid for key in products
                                                     for lid in member_ids[key]})
-    # the visual match belongs to the product, not to whichever supplier's copy of its photos
-    # matched best: every listing of a product shares the product's best (re-ranked) score, so
-    # suppliers of one product are then told apart by price, MOQ, service and kind
-    source_of = {key: entry["source"]["supplier_id"] for key, entry in zip(ranked, products_out)}
 
     evidence: dict[str, dict[str, Any]] = {}
     candidates, excluded = [], []
@@ -90,6 +86,9 @@ def supplier_match_node(state: State, runtime: Runtime[Services]) -> dict[str, A
             if hit is None:
                 continue
             similarity = round(hit.score, 4)
+            # the visual match belongs to the product, not to whichever supplier's copy of its
+            # photos matched best: all listings of a product share its best (re-ranked) score,
+            # so suppliers of one product are told apart by price, MOQ, service and kind
             match_score = round(product_scores[key], 4)
             candidate = {
                 "supplier_id": supplier.supplier_id,

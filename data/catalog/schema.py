@@ -88,12 +88,20 @@ class Catalog:
     root: Path
     suppliers: dict[str, Supplier]
     listings: dict[str, Listing]
+    _by_product: dict[str, list[Listing]] | None = field(default=None, init=False, repr=False,
+                                                         compare=False)
 
     def image_path(self, relative: str) -> Path:
         return self.root / relative
 
     def listings_of_product(self, product_id: str) -> list[Listing]:
-        return [row for row in self.listings.values() if row.product_id == product_id]
+        """Listings sharing ``product_id`` (an index built on first use)."""
+        if self._by_product is None:
+            self._by_product = {}
+            for row in self.listings.values():
+                if row.product_id:
+                    self._by_product.setdefault(row.product_id, []).append(row)
+        return list(self._by_product.get(product_id, []))
 
     def supplier_of(self, listing_id: str) -> Supplier:
         return self.suppliers[self.listings[listing_id].supplier_id]
