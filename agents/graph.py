@@ -1,8 +1,9 @@
-"""Wiring only: intake -> (supplier_match | market | compliance) -> shortlist.
+"""Wiring only: intake -> (supplier_match | market | compliance) -> shortlist -> writer.
 
 The three middle agents read only intake's output, so they run as parallel branches and meet
 again in ``shortlist``. Any node can be swapped (a course lab hands in its own) through
-``build_graph(nodes={...})``.
+``build_graph(nodes={...})``. The writer adds model-written text behind the grounding gate when a
+model is configured and passes the result through unchanged otherwise.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from langgraph.runtime import Runtime
 from agents.compliance.node import compliance_node
 from agents.context import Services
 from agents.intake.node import intake_node
+from agents.llm.node import writer_node
 from agents.market.node import market_node
 from agents.shortlist.node import shortlist_node
 from agents.state import InputState, State
@@ -30,6 +32,7 @@ DEFAULT_NODES: dict[str, Node] = {
     "market": market_node,
     "compliance": compliance_node,
     "shortlist": shortlist_node,
+    "writer": writer_node,
 }
 PARALLEL = ("supplier_match", "market", "compliance")
 
@@ -62,5 +65,6 @@ def build_graph(nodes: dict[str, Node] | None = None):
     for name in PARALLEL:
         builder.add_edge("intake", name)
     builder.add_edge(list(PARALLEL), "shortlist")
-    builder.add_edge("shortlist", END)
+    builder.add_edge("shortlist", "writer")
+    builder.add_edge("writer", END)
     return builder.compile()

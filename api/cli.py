@@ -240,6 +240,35 @@ def eval_run(
         out.print(f"report: {out_dir / 'report.json'}")
 
 
+@eval_app.command("grounding")
+def eval_grounding(
+    cases: int = typer.Option(10, "--cases", min=1, help="Reserved demo photos to run"),
+    false_every: int = typer.Option(3, "--false-every", min=1,
+                                    help="One false claim in every n-th model answer"),
+    out_dir: Path | None = typer.Option(None, "--out", help="Folder for grounding.json"),
+) -> None:
+    """Check the grounding gate with a local fake model: share of injected false claims removed,
+    share of true claims kept."""
+    from evals.grounding import grounding_eval
+    from evals.sets import load_eval_set
+
+    runner = _runner(_settings(), build_if_missing=True)
+    chosen = load_eval_set(demo_set_path())[:cases]
+    report = grounding_eval(runner.services, chosen, false_every=false_every)
+    table = Table(title="grounding gate (local fake model)")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in report.items():
+        table.add_row(key, str(value))
+    out.print(table)
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "grounding.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+        out.print(f"report: {out_dir / 'grounding.json'}")
+    if report["false_kept"] or (report["true_removed_rate"] or 0) > 0:
+        raise typer.Exit(1)
+
+
 def _search_filter(raw: str | None):
     from retrieval.filters import SearchFilter
 

@@ -7,6 +7,7 @@ import warnings
 from agents.compliance.rules import RuleBook
 from agents.context import Services
 from agents.market.tools import AmazonMarketData
+from agents.llm.client import ChatClient
 from api.settings import Settings
 from data.catalog.importer import load_catalog
 from data.catalog.schema import Catalog
@@ -79,4 +80,5 @@ def build_services(settings: Settings, build_index_if_missing: bool = False,
         market_data={"US": AmazonMarketData.load(settings.market_dir)},
         shortlist_size=settings.shortlist_size,
         reranker=reranker,
+        llm=ChatClient.from_settings(settings),
     )

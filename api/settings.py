@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     llm_model: str | None = None
     llm_vision_model: str | None = None
     llm_timeout_s: float = Field(default=30.0, gt=0)
+    llm_max_retries: int = Field(default=3, ge=0, le=10)  # on 429, 5xx, timeouts
+    llm_max_tokens: int = Field(default=800, ge=16, le=32000)  # per answer
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -152,3 +152,31 @@ def test_every_photo_of_a_listing_can_be_verified(photos):
         query, hits, _load, photos_of=lambda lid: (shown, copied) if lid == "L-right" else ())
     assert verified[0].listing_id == "L-right" and verified[0].image == copied
     assert verified[0].score == pytest.approx(0.80 + bonus(10_000))
+
+
+def test_deep_pass_finds_a_copy_far_down_the_list(photos):
+    """A copy of the query's picture ranked beyond ``top_n`` is promoted by the deep pass; the
+    other deep hits keep their order and scores."""
+    target = photos["automatic-espresso-machine"]
+    query = _cropped(_load(target))
+    hits = [ListingHit("L1", 0.9, photos["MH01"]), ListingHit("L2", 0.8, photos["WS03"]),
+            ListingHit("L3", 0.7, photos["tower-fan"]), ListingHit("L-right", 0.6, target),
+            ListingHit("L5", 0.5, photos["MH01"])]
+    shallow = LocalFeatureReranker().rerank(query, hits, _load, top_n=2)
+    assert [hit.listing_id for hit in shallow] == ["L1", "L2", "L3", "L-right", "L5"]
+    deep = LocalFeatureReranker().rerank(query, hits, _load, top_n=2, deep_n=4)
+    assert [hit.listing_id for hit in deep] == ["L-right", "L1", "L2", "L3", "L5"]
+    assert deep[0].score == pytest.approx(0.6 + bonus(10_000))
+    assert deep[3:] == [hits[2], hits[4]]
+    # beyond deep_n nothing is checked
+    assert LocalFeatureReranker().rerank(query, hits, _load, top_n=2, deep_n=3) == shallow
+
+
+def test_deep_pass_skipped_when_a_first_hit_is_the_picture(photos):
+    target = photos["automatic-espresso-machine"]
+    query = _cropped(_load(target))
+    hits = [ListingHit("L-right", 0.8, target), ListingHit("L2", 0.7, photos["WS03"]),
+            ListingHit("L-copy", 0.6, target)]
+    reranked = LocalFeatureReranker().rerank(query, hits, _load, top_n=1, deep_n=3)
+    assert [hit.listing_id for hit in reranked] == ["L-right", "L2", "L-copy"]
+    assert reranked[1:] == hits[1:]

@@ -86,5 +86,12 @@ def intake_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
         "image_sha256": hashlib.sha256(image_bytes).hexdigest(),
         "image_size": list(image.size),
     }
-    return {"market": market, "product": product, "query_vector": vector, "query_image": image,
-            "image_hits": all_hits, "evidence": evidence}
+    update: dict[str, Any] = {}
+    if services.llm is not None and getattr(services.llm, "vision_model", None):
+        from agents.llm.node import product_breakdown
+
+        product, warnings = product_breakdown(services.llm, image_bytes, product)
+        if warnings:
+            update["warnings"] = warnings
+    return {**update, "market": market, "product": product, "query_vector": vector,
+            "query_image": image, "image_hits": all_hits, "evidence": evidence}
