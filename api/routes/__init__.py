@@ -6,7 +6,10 @@ from api.models import Problem
 COMMON_ERRORS: dict[int | str, dict] = {
     401: {"model": Problem, "description": "API key missing (when SOURCING_API_KEYS is set)"},
     403: {"model": Problem, "description": "API key not valid"},
-    413: {"model": Problem, "description": "Request body over the size limit"},
+    413: {"model": Problem, "description": "Request body over the size limit (answered as "
+                                           "text/plain from the declared length, before the "
+                                           "body is read)",
+          "content": {"text/plain": {"schema": {"type": "string"}}}},
     422: {"model": Problem, "description": "Invalid input; `detail` says which and why"},
     429: {"model": Problem, "description": "Rate limit exceeded; see the Retry-After header"},
     503: {"model": Problem, "description": "Catalog, index and models still loading"},
@@ -14,7 +17,8 @@ COMMON_ERRORS: dict[int | str, dict] = {
 NOT_FOUND: dict[int | str, dict] = {404: {"model": Problem, "description": "No such record"}}
 UPLOAD_ERRORS: dict[int | str, dict] = {
     413: {"model": Problem, "description": "Body, file or pixel count over the limit "
-                                           "(decompression bombs are refused from the header)"},
+                                           "(decompression bombs are refused from the header)",
+          "content": {"text/plain": {"schema": {"type": "string"}}}},
     415: {"model": Problem, "description": "Not an image in an allowed format (checked by "
                                            "content, not by name)"},
 }

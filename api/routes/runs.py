@@ -97,9 +97,8 @@ async def create_run(
     except ValueError as exc:
         raise HTTPException(422, f"constraints: {exc}") from None
     parsed_weights = check_weights(parse_json_object(weights, "weights"))
-    market_code = market.strip().upper()
-    try:
-        services.rulebook.market_rules(market_code)
+    try:  # a member state (DE) is served by its union's rules (EU)
+        market_code = services.rulebook.market_rules(market).market
     except UnknownMarketError as exc:
         raise HTTPException(422, f"market: {exc}") from None
     data = await image.read()
@@ -108,8 +107,8 @@ async def create_run(
         photo = await to_thread.run_sync(check_photo, data, name)
     except UploadError as exc:
         raise HTTPException(exc.status, str(exc)) from None
-    request = {"market": market_code, "image_name": name, "image_sha256": photo.sha256,
-               "image_format": photo.format, "image_size": list(photo.size),
+    request = {"market": market_code, "market_requested": market, "image_name": name,
+               "image_sha256": photo.sha256, "image_format": photo.format, "image_size": list(photo.size),
                "constraints": parsed_constraints, "weights": parsed_weights, "title": title,
                "top_k": top_k}
     run_id = await to_thread.run_sync(state.store.create, request, caller.key_id)
