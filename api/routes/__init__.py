@@ -4,6 +4,7 @@ from api.models import Problem
 
 # error answers every /v1 route may give (documented so clients and fuzzers know them)
 COMMON_ERRORS: dict[int | str, dict] = {
+    400: {"model": Problem, "description": "Malformed request (e.g. broken multipart data)"},
     401: {"model": Problem, "description": "API key missing (when SOURCING_API_KEYS is set)"},
     403: {"model": Problem, "description": "API key not valid"},
     413: {"model": Problem, "description": "Request body over the size limit (answered as "

@@ -14,7 +14,7 @@ function el(tag, attrs, ...children) {
     else if (key === "text") node.textContent = value;
     else node.setAttribute(key, value === true ? "" : value);
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === undefined || child === null || child === false) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -240,8 +240,9 @@ function priceChart(band, shortlist) {
   add("line", { x1: x(band.min), x2: x(band.max), y1: 40, y2: 40, stroke: "#5a6472" });
   add("rect", { x: x(band.p25), y: 25, width: Math.max(1, x(band.p75) - x(band.p25)), height: 30, fill: "#cfe0f3", stroke: "#0b5cad" });
   add("line", { x1: x(band.median), x2: x(band.median), y1: 25, y2: 55, stroke: "#0b5cad", "stroke-width": 3 });
-  for (const k of keys) add("text", { x: x(band[k]), y: 18, "font-size": 11, "text-anchor": "middle" }, `${num(band[k])}`);
-  prices.forEach((p) => add("circle", { cx: x(p), cy: 80, r: 5, fill: "#a35a00" }));
+  // min, median and max above the box; the quartiles below it, so close values stay legible
+  for (const k of keys) add("text", { x: x(band[k]), y: k === "p25" || k === "p75" ? 68 : 18, "font-size": 11, "text-anchor": k === "p25" ? "end" : k === "p75" ? "start" : "middle" }, `${k} ${num(band[k])}`);
+  prices.forEach((p) => add("circle", { cx: x(p), cy: 86, r: 5, fill: "#a35a00" }));
   add("text", { x: 20, y: 104, "font-size": 11 }, `box: marketplace p25–p75, bar: median (${band.currency || ""}); dots: supplier unit prices`);
   return el("div", { class: "chart" }, svg);
 }
