@@ -2,9 +2,11 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
 STAMP  := $(VENV)/.install-stamp
 
-.PHONY: install demo test eval index lint clean
+.PHONY: install demo test eval index lint clean serve fuzz-api
 
 install: $(STAMP)
 
@@ -19,6 +21,12 @@ demo: install
 
 test: install
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+serve: install
+	HF_HUB_OFFLINE=1 $(VENV)/bin/uvicorn --factory api.app:create_app --host $(HOST) --port $(PORT)
+
+fuzz-api: install
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests/test_api_fuzz.py
 
 eval: install
 	HF_HUB_OFFLINE=1 $(VENV)/bin/sourcing eval run --set evals/sets/demo_reserved.jsonl --out var/eval/demo_reserved

@@ -60,6 +60,15 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(default=3, ge=0, le=10)  # on 429, 5xx, timeouts
     llm_max_tokens: int = Field(default=800, ge=16, le=32000)  # per answer
 
+    # HTTP API: run store, workers, limits, keys
+    runs_db: Path = REPO_ROOT / "var" / "runs.sqlite3"
+    run_workers: int = Field(default=2, ge=1, le=64)  # threads running graphs and decoding photos
+    max_body_bytes: int = Field(default=26 * 1024 * 1024, ge=1024)  # a request body over it: 413
+    # comma-separated keys; unset: the API is open. A key is sent as X-API-Key or Bearer token.
+    api_keys: SecretStr | None = None
+    # per key (or per client address when the API is open), in `limits` notation
+    rate_limit: str = "120/minute"
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.embedder == "clip" and not self.clip_pretrained:
@@ -68,9 +77,25 @@ class Settings(BaseSettings):
                 "SOURCING_EMBEDDER=clip (random weights give meaningless search)")
         if self.qdrant_url and self.index_backend != "qdrant":
             self.index_backend = "qdrant"
+        try:
+            from limits import parse
+
+            parse(self.rate_limit)
+        except ValueError as exc:
+            raise ValueError(f"SOURCING_RATE_LIMIT {self.rate_limit!r} is not a rate such as "
+                             f"'120/minute' or '10/second': {exc}") from None
+        if self.api_keys is not None and not self.api_key_list:
+            raise ValueError("SOURCING_API_KEYS is set but holds no key (comma-separated)")
         if self.llm_base_url and not self.llm_model:
             raise ValueError("SOURCING_LLM_MODEL must be set when SOURCING_LLM_BASE_URL is set")
         return self
+
+    @property
+    def api_key_list(self) -> list[str]:
+        """The accepted API keys; empty when the API is open."""
+        if self.api_keys is None:
+            return []
+        return [key.strip() for key in self.api_keys.get_secret_value().split(",") if key.strip()]
 
 
 @lru_cache(maxsize=1)

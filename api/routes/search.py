@@ -1,0 +1,95 @@
+"""Search the catalog by photo or by words (the agents' own search, without the graph)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from anyio import to_thread
+from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+
+from agents.context import Services
+from api.deps import CallerDep, ServicesDep, StateDep
+from api.models import SearchFilterBody, SearchHit, SearchResults, TextSearchBody
+from api.routes import COMMON_ERRORS, UPLOAD_ERRORS
+from api.routes.runs import parse_json_object
+from api.uploads import UploadError, check_photo
+from retrieval.filters import SearchFilter, passes, payload_of
+from retrieval.index import ListingHit
+
+router = APIRouter(prefix="/v1/search", tags=["search"], responses=COMMON_ERRORS)
+
+
+def image_url(path: str) -> str:
+    return f"/v1/images/{path}"
+
+
+def as_hits(services: Services, hits: list[ListingHit]) -> list[SearchHit]:
+    rows = []
+    for hit in hits:
+        listing = services.catalog.listings[hit.listing_id]
+        supplier = services.catalog.suppliers.get(listing.supplier_id)
+        rows.append(SearchHit(
+            listing_id=hit.listing_id, score=round(float(hit.score), 4), image=hit.image,
+            image_url=image_url(hit.image), product_id=listing.product_id, title=listing.title,
+            supplier_id=listing.supplier_id, supplier_kind=supplier.kind if supplier else None,
+            moq=listing.moq, price_min=listing.price_min, currency=listing.currency))
+    return rows
+
+
+def to_filter(body: SearchFilterBody | dict[str, Any] | None) -> SearchFilter:
+    raw = body.model_dump(exclude_none=True) if isinstance(body, SearchFilterBody) else body
+    try:
+        return SearchFilter.from_dict(raw or {})
+    except ValueError as exc:
+        raise HTTPException(422, f"filter: {exc}") from None
+
+
+@router.post("/image", response_model=SearchResults, responses=UPLOAD_ERRORS,
+             summary="Listings whose photos best match a photo")
+async def search_image(
+    services: ServicesDep, caller: CallerDep,
+    image: Annotated[UploadFile, File(description="Product photo")],
+    k: Annotated[int, Form(ge=1, le=100)] = 10,
+    filter: Annotated[str | None, Form(description='Filter as a JSON object, e.g. '
+                                       '{"max_moq": 50, "supplier_kind": "factory"}')] = None,
+) -> SearchResults:
+    raw = parse_json_object(filter, "filter")
+    try:
+        checked = SearchFilterBody(**raw)
+    except ValueError as exc:
+        raise HTTPException(422, f"filter: {exc}") from None
+    search_filter = to_filter(checked)
+    data = await image.read()
+
+    def work() -> list[ListingHit]:
+        from retrieval.search import search_images
+
+        photo = check_photo(data, (image.filename or "image")[-200:])
+        vector = services.image_embedder.embed_images([photo.image])[0]
+        return search_images(services.index, vector, k, search_filter, services.reranker,
+                             photo.image, services.load_catalog_image,
+                             embedder=services.image_embedder)[:k]
+
+    try:
+        hits = await to_thread.run_sync(work)
+    except UploadError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+    return SearchResults(mode="image", hits=as_hits(services, hits))
+
+
+@router.post("/text", response_model=SearchResults, summary="Listings that match words")
+async def search_text(body: TextSearchBody, state: StateDep, services: ServicesDep,
+                      caller: CallerDep) -> SearchResults:
+    search_filter = to_filter(body.filter)
+    search = state.text_search()
+    catalog = services.catalog
+
+    def allowed(row) -> bool:
+        return passes(payload_of(row, catalog.suppliers.get(row.supplier_id)), search_filter)
+
+    try:
+        hits = await to_thread.run_sync(lambda: search.search(
+            body.query, k=body.k, search_filter=search_filter, allowed=allowed))
+    except ValueError as exc:
+        raise HTTPException(422, f"query: {exc}") from None
+    return SearchResults(mode=search.mode, hits=as_hits(services, hits))

@@ -1,0 +1,223 @@
+"""The HTTP API on the demo catalog: runs (sync, async, events, paging, delete), stored runs
+surviving a restart, runs cut short by a crash marked failed, search, compliance, catalog."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import jsonschema
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.store import INTERRUPTED, RunStore
+from tests.api_support import QUERY_PHOTO, QUERY_SUPPLIER
+from tests.conftest import REPO
+
+SCHEMA = json.loads((REPO / "api" / "schemas" / "result.schema.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def settings(demo_settings, tmp_path_factory):
+    return demo_settings.model_copy(update={
+        "runs_db": tmp_path_factory.mktemp("runs") / "runs.sqlite3"})
+
+
+@pytest.fixture(scope="module")
+def client(demo_services, settings):
+    with TestClient(create_app(services=demo_services, settings=settings)) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def sync_run(client):
+    response = client.post("/v1/runs", files={"image": (QUERY_PHOTO.name, QUERY_PHOTO.read_bytes(),
+                                                        "image/jpeg")},
+                           data={"market": "US", "constraints": "{}"})
+    return response
+
+
+def test_sync_run_returns_the_result_contract(sync_run):
+    assert sync_run.status_code == 200, sync_run.text
+    result = sync_run.json()
+    jsonschema.validate(result, SCHEMA)
+    assert QUERY_SUPPLIER in [item["supplier"]["supplier_id"] for item in result["shortlist"]]
+    assert sync_run.headers["x-request-id"]
+    assert sync_run.headers["location"] == f"/v1/runs/{sync_run.headers['x-run-id']}"
+
+
+def test_stored_run_holds_request_result_and_timings(client, sync_run):
+    record = client.get(sync_run.headers["location"]).json()
+    assert record["status"] == "succeeded"
+    assert record["result"] == sync_run.json()
+    assert record["request"]["market"] == "US"
+    assert record["image_sha256"] == sync_run.json()["request"]["image_sha256"]
+    assert set(record["timings"]) >= {"intake", "supplier_match", "market", "compliance",
+                                      "shortlist", "total"}
+
+
+def test_async_run_streams_node_events_then_the_result(client):
+    accepted = client.post("/v1/runs?mode=async",
+                           files={"image": ("q.jpg", QUERY_PHOTO.read_bytes(), "image/jpeg")},
+                           data={"market": "DE", "constraints": json.dumps({"max_moq": 500})})
+    assert accepted.status_code == 202, accepted.text
+    run_id = accepted.json()["id"]
+    events = []
+    with client.stream("GET", accepted.json()["links"]["events"]) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        name = None
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("data:"):
+                events.append((name, json.loads(line.split(":", 1)[1])))
+    names = [name for name, _ in events]
+    assert names[0] == "queued" and names[-1] == "succeeded"
+    ends = {data["node"]: data for name, data in events if name == "node_end"}
+    assert set(ends) == {"intake", "supplier_match", "market", "compliance", "shortlist"}
+    assert all(data["ms"] >= 0 for data in ends.values())
+    starts = [data["node"] for name, data in events if name == "node_start"]
+    assert starts[0] == "intake" and starts[-1] == "shortlist"
+    record = client.get(f"/v1/runs/{run_id}").json()
+    assert record["status"] == "succeeded"
+    assert record["result"]["compliance"]["rules_market"] == "EU"
+    # a replay after the end gives the same events, and resumes after Last-Event-ID
+    with client.stream("GET", f"/v1/runs/{run_id}/events",
+                       headers={"Last-Event-ID": "2"}) as stream:
+        replay = [line for line in stream.iter_lines() if line.startswith("id:")]
+    assert replay[0] == "id: 3" and len(replay) == len(events) - 2
+
+
+def test_runs_are_listed_newest_first_in_pages(client, sync_run):
+    ids = []
+    cursor = None
+    while True:
+        page = client.get("/v1/runs", params={"limit": 1, **({"before": cursor} if cursor else {})})
+        assert page.status_code == 200
+        body = page.json()
+        ids += [item["id"] for item in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert sync_run.headers["x-run-id"] in ids and len(ids) == len(set(ids)) >= 2
+
+
+def test_delete_removes_a_run(client):
+    response = client.post("/v1/runs", files={"image": ("q.jpg", QUERY_PHOTO.read_bytes())},
+                           data={"market": "US"})
+    run_id = response.headers["x-run-id"]
+    assert client.delete(f"/v1/runs/{run_id}").status_code == 204
+    assert client.get(f"/v1/runs/{run_id}").status_code == 404
+    assert client.delete(f"/v1/runs/{run_id}").status_code == 404
+
+
+@pytest.mark.parametrize("field,value,needle", [
+    ("market", "XX", "unknown market"),
+    ("constraints", "{not json", "not valid JSON"),
+    ("constraints", '{"max_moq": -3}', "must not be negative"),
+    ("constraints", '{"colour": "red"}', "unknown constraint"),
+    ("weights", '{"visual": "high"}', "non-negative number"),
+])
+def test_bad_run_input_is_422_naming_the_problem(client, field, value, needle):
+    data = {"market": "US", field: value}
+    response = client.post("/v1/runs", files={"image": ("q.jpg", QUERY_PHOTO.read_bytes())},
+                           data=data)
+    assert response.status_code == 422
+    assert needle in response.json()["detail"] and response.json()["request_id"]
+
+
+def test_a_stored_run_survives_a_restart(demo_services, settings, tmp_path):
+    settings = settings.model_copy(update={"runs_db": tmp_path / "runs.sqlite3"})
+    with TestClient(create_app(services=demo_services, settings=settings)) as first:
+        response = first.post("/v1/runs", files={"image": ("q.jpg", QUERY_PHOTO.read_bytes())},
+                              data={"market": "US"})
+        assert response.status_code == 200
+        run_id, result = response.headers["x-run-id"], response.json()
+    with TestClient(create_app(services=demo_services, settings=settings)) as second:
+        record = second.get(f"/v1/runs/{run_id}").json()
+    assert record["status"] == "succeeded" and record["result"] == result
+
+
+def test_a_run_cut_short_by_a_crash_is_marked_failed_on_start_up(demo_services, settings,
+                                                                 tmp_path):
+    path = tmp_path / "runs.sqlite3"
+    crashed = RunStore(path)
+    run_id = crashed.create({"market": "US", "image_sha256": "ab" * 32})
+    crashed.set_running(run_id)
+    # the process that owned it is gone: a pid that cannot be alive on this host
+    with crashed._connect() as db:
+        db.execute("UPDATE runs SET owner=? WHERE id=?",
+                   (crashed.owner.replace(crashed.owner.split(":")[1], "999999999", 1), run_id))
+    settings = settings.model_copy(update={"runs_db": path})
+    with TestClient(create_app(services=demo_services, settings=settings)) as client:
+        record = client.get(f"/v1/runs/{run_id}").json()
+        assert record["status"] == "failed" and record["error"] == INTERRUPTED
+        with client.stream("GET", f"/v1/runs/{run_id}/events") as stream:
+            lines = [line for line in stream.iter_lines() if line.startswith("event:")]
+    assert lines[-1] == "event: failed"
+
+
+def test_search_by_image_and_by_text(client):
+    by_image = client.post("/v1/search/image", files={"image": ("q.jpg", QUERY_PHOTO.read_bytes())},
+                           data={"k": "5", "filter": '{"supplier_kind": "factory"}'})
+    assert by_image.status_code == 200, by_image.text
+    hits = by_image.json()["hits"]
+    assert 0 < len(hits) <= 5 and all(hit["supplier_kind"] == "factory" for hit in hits)
+    assert hits[0]["product_id"] == "MH01"
+    assert client.get(hits[0]["image_url"]).headers["content-type"] == "image/jpeg"
+    by_text = client.post("/v1/search/text", json={"query": "electric kettle", "k": 3})
+    assert by_text.status_code == 200
+    assert any("ettle" in hit["title"] for hit in by_text.json()["hits"])
+
+
+def test_catalog_records_markets_and_text_compliance(client):
+    supplier = client.get(f"/v1/suppliers/{QUERY_SUPPLIER}").json()
+    assert supplier["supplier_id"] == QUERY_SUPPLIER and supplier["listing_ids"]
+    listing = client.get(f"/v1/listings/{supplier['listing_ids'][0]}").json()
+    assert listing["supplier_id"] == QUERY_SUPPLIER and listing["image_urls"]
+    assert client.get("/v1/suppliers/NOPE").status_code == 404
+    assert {market["code"] for market in client.get("/v1/markets").json()} >= {"US", "EU"}
+    check = client.post("/v1/compliance/check", json={
+        "market": "EU", "title": "Electric kettle 1.7 L 2200 W", "category": "Kitchen/Kettles",
+        "attributes": {"voltage": "220-240V"}})
+    assert check.status_code == 200
+    acts = {req["legal_act"] for req in check.json()["requirements"]}
+    assert "2014/35/EU" in acts  # the Low Voltage Directive for a mains kettle
+    assert client.post("/v1/compliance/check", json={"market": "ZZ"}).status_code == 422
+
+
+def test_catalog_photos_outside_the_catalog_are_not_served(client):
+    for path in ("../README.md", "listings.csv", "images/../../../../etc/passwd"):
+        assert client.get(f"/v1/images/{path}").status_code == 404
+
+
+def test_probes_and_page(client):
+    assert client.get("/healthz").json()["status"] == "ok"
+    ready = client.get("/readyz").json()
+    assert ready["ready"] is True and ready["indexed_photos"] > 0
+    page = client.get("/")
+    assert page.status_code == 200 and "Find suppliers" in page.text
+    links = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert links and all(link.startswith(("/", "#")) for link in links)  # no CDN: works offline
+    assert client.get("/static/app.js").status_code == 200
+
+
+def test_readyz_is_503_until_services_load(settings, tmp_path):
+    broken = settings.model_copy(update={"runs_db": tmp_path / "r.sqlite3",
+                                         "catalog_dir": tmp_path / "missing"})
+    with TestClient(create_app(settings=broken)) as client:
+        assert client.get("/healthz").status_code == 200
+        response = client.get("/readyz")
+        assert response.status_code == 503 and response.json()["ready"] is False
+        assert client.get("/v1/markets").status_code == 503
+
+
+def test_openapi_documents_every_route_and_the_result_contract(client):
+    spec = client.get("/openapi.json").json()
+    assert {"/v1/runs", "/v1/runs/{run_id}", "/v1/runs/{run_id}/events", "/v1/search/image",
+            "/v1/search/text", "/v1/compliance/check", "/v1/suppliers/{supplier_id}",
+            "/v1/listings/{listing_id}", "/v1/markets", "/healthz", "/readyz"} <= set(spec["paths"])
+    assert "SourcingResult" in spec["components"]["schemas"]
+    post = spec["paths"]["/v1/runs"]["post"]["responses"]
+    assert {"200", "202", "413", "415", "422", "429"} <= set(post)

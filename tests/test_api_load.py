@@ -1,0 +1,73 @@
+"""With eight runs in flight, /healthz keeps answering: runs work in threads, off the event loop.
+
+The eight runs are held inside the graph (their image embedder waits at a gate) while the test
+asks /healthz, so "in flight" is a fact the test checks, not a matter of timing; then the gate
+opens and every run must finish with a shortlist.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+import httpx
+
+from api.app import create_app
+from tests.api_support import QUERY_PHOTO, QUERY_SUPPLIER, live_server
+
+RUNS = 8
+
+
+class GatedEmbedder:
+    """The real embedder behind a gate: each call checks in, then waits until the gate opens."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.name, self.dim = inner.name, inner.dim
+        self.gate = threading.Event()
+        self.arrived = threading.Semaphore(0)
+
+    def embed_images(self, images):
+        self.arrived.release()
+        if not self.gate.wait(timeout=300):
+            raise RuntimeError("the test never opened the gate")
+        return self.inner.embed_images(images)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_healthz_answers_with_eight_runs_in_flight(demo_services, demo_settings, tmp_path):
+    embedder = GatedEmbedder(demo_services.image_embedder)
+    services = dataclasses.replace(demo_services, image_embedder=embedder)
+    settings = demo_settings.model_copy(update={"runs_db": tmp_path / "runs.sqlite3",
+                                                "run_workers": RUNS})
+    photo = QUERY_PHOTO.read_bytes()
+    with live_server(create_app(services=services, settings=settings)) as base:
+        answers: list[httpx.Response] = []
+
+        def one_run() -> None:
+            with httpx.Client(base_url=base, timeout=600) as http:
+                answers.append(http.post("/v1/runs", files={"image": ("q.jpg", photo)},
+                                         data={"market": "US"}))
+
+        threads = [threading.Thread(target=one_run) for _ in range(RUNS)]
+        for thread in threads:
+            thread.start()
+        try:
+            for _ in range(RUNS):  # every run has reached the embedder and waits there
+                assert embedder.arrived.acquire(timeout=300), "a run never started"
+            with httpx.Client(base_url=base, timeout=60) as http:
+                health = http.get("/healthz")
+                listed = http.get("/v1/runs", params={"limit": 50}).json()["items"]
+        finally:
+            embedder.gate.set()
+            for thread in threads:
+                thread.join(timeout=600)
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok", "runs_in_flight": RUNS}
+    assert [item["status"] for item in listed] == ["running"] * RUNS
+    assert [answer.status_code for answer in answers] == [200] * RUNS
+    for answer in answers:
+        suppliers = [item["supplier"]["supplier_id"] for item in answer.json()["shortlist"]]
+        assert QUERY_SUPPLIER in suppliers

@@ -1,0 +1,78 @@
+"""The seller's page in real headless Chromium: upload a reserved demo photo on ``/`` and see a
+shortlist card naming its source factory, with live progress shown on the way.
+
+Needs Debian's ``chromium`` (``.ci/run`` installs it); without it the test is skipped with the
+command that installs it. Playwright drives that browser; it downloads nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from api.app import create_app
+from tests.api_support import QUERY_PHOTO, QUERY_SUPPLIER, live_server
+
+CHROMIUM = os.environ.get("SOURCING_CHROMIUM") or shutil.which("chromium") or shutil.which(
+    "chromium-browser")
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run",
+         "--disable-dev-shm-usage"]
+
+INSTALL = ("Chromium is not installed: run `sudo apt-get install -y chromium` (Debian/Ubuntu) or "
+           "set SOURCING_CHROMIUM to a Chromium binary; CI installs it in .ci/run")
+if CHROMIUM is None and os.environ.get("SOURCING_REQUIRE_CHROMIUM"):
+    raise RuntimeError(INSTALL)  # CI: a missing browser is an error, never a silent skip
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=INSTALL)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="pip install -e '.[dev]' installs playwright")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def base_url(demo_services, demo_settings, tmp_path_factory):
+    settings = demo_settings.model_copy(update={
+        "runs_db": tmp_path_factory.mktemp("runs") / "runs.sqlite3"})
+    with live_server(create_app(services=demo_services, settings=settings)) as url:
+        yield url
+
+
+def test_upload_on_the_page_shows_a_card_naming_the_source_factory(browser, base_url):
+    page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone's screen
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(base_url + "/")
+    page.get_by_label("Product photo").set_input_files(str(QUERY_PHOTO))
+    page.get_by_label("Market", exact=True).select_option("US")
+    page.get_by_role("button", name="Find suppliers").click()
+    card = page.locator(f'.card[data-supplier-id="{QUERY_SUPPLIER}"]')
+    card.wait_for(timeout=300_000)
+    assert QUERY_SUPPLIER in card.inner_text()
+    assert page.locator("#node-shortlist.done").count() == 1  # progress came from the events
+    assert card.locator("img").count() == 2  # the query photo beside the supplier's photo
+    assert page.locator("#compliance table").count() == 1 and errors == []
+
+
+def test_the_form_works_from_the_keyboard(browser, base_url):
+    page = browser.new_page()
+    page.goto(base_url + "/")
+    page.get_by_label("Product photo").set_input_files(str(QUERY_PHOTO))
+    page.get_by_label("Market", exact=True).focus()
+    seen = []
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        seen.append(page.evaluate("document.activeElement.id || document.activeElement.tagName"))
+        if seen[-1] == "submit":
+            break
+    assert seen[-1] == "submit", seen
+    page.keyboard.press("Enter")
+    page.locator(f'.card[data-supplier-id="{QUERY_SUPPLIER}"]').wait_for(timeout=300_000)
