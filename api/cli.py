@@ -207,26 +207,39 @@ def demo_set_path() -> Path:
 def eval_run(
     set_path: Path = typer.Option(None, "--set", help="Eval set (JSONL). Default: the demo "
                                                       "catalog's reserved query photos."),
-    out_dir: Path | None = typer.Option(None, "--out", help="Folder for report.json"),
+    out_dir: Path | None = typer.Option(None, "--out", help="Folder for report.json, report.md "
+                                                            "and plots"),
+    agent_spec: str | None = typer.Option(None, "--agent", help="Agent to score: MODULE:NAME or "
+                                                                 "FILE.py:NAME (default: this "
+                                                                 "project's graph)"),
+    catalog: Path | None = typer.Option(None, "--catalog", help="Supplier catalog folder"),
+    index: Path | None = typer.Option(None, "--index", help="Index folder"),
 ) -> None:
-    """Run every case of an eval set through the agent and print its metrics."""
+    """Run every case of an eval set through an agent and print its metrics."""
+    from evals.agent import ProjectAgent, load_agent, provenance
     from evals.runner import format_table, run_eval
     from evals.sets import load_eval_set
 
+    chosen = set_path or demo_set_path()
     try:
-        cases = load_eval_set(set_path or demo_set_path())
+        cases = load_eval_set(chosen)
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
-    runner = _runner(_settings(), build_if_missing=True)
-
-    def agent(case):
-        if case.image is None:
-            raise ValueError("text-only cases need the text agent")
-        return runner.run_file(case.image, case.market, constraints=case.constraints or None)
-
-    chosen = set_path or demo_set_path()
-    agent_name = f"sourcing graph, {runner.services.image_embedder.name}"
-    report = run_eval(cases, agent, out_dir, agent_name=agent_name, set_path=chosen)
+    settings = _settings(catalog_dir=catalog, index_dir=index)
+    if agent_spec:
+        try:
+            agent = load_agent(agent_spec)
+        except ValueError as exc:
+            _fail(str(exc))
+        agent_name = agent_spec
+        record = provenance(settings=None, set_path=chosen)
+    else:
+        runner = _runner(settings, build_if_missing=True)
+        agent = ProjectAgent(runner)
+        agent_name = agent.name
+        record = provenance(runner.services, settings, chosen)
+    report = run_eval(cases, agent, out_dir, agent_name=agent_name, set_path=chosen,
+                      provenance=record)
     table = Table(title=f"eval: {chosen.name}")
     rows = format_table(report)
     for column in rows[0]:
@@ -237,7 +250,45 @@ def eval_run(
     if report["errors"]:
         err.print(f"{len(report['errors'])} case(s) failed; see report.json")
     if out_dir:
-        out.print(f"report: {out_dir / 'report.json'}")
+        out.print(f"report: {out_dir / 'report.json'}, {out_dir / 'report.md'} and plots")
+
+
+@eval_app.command("compare")
+def eval_compare(
+    base: Path = typer.Argument(..., help="Baseline report.json (or its folder)"),
+    new: Path = typer.Argument(..., help="New report.json (or its folder)"),
+    tolerance: float = typer.Option(0.02, "--tolerance", min=0.0,
+                                    help="Largest allowed move the wrong way, absolute"),
+    gate_latency: bool = typer.Option(False, "--gate-latency",
+                                      help="Let latency regressions fail too"),
+) -> None:
+    """Print metric differences with their 95% intervals; exit 1 when a metric regresses."""
+    from evals.compare import compare, load_report
+
+    try:
+        rows = compare(load_report(base), load_report(new), tolerance, gate_latency)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    table = Table(title=f"{base} -> {new} (tolerance {tolerance:g})")
+    for column in ("metric", "base", "new", "diff", "base 95%", "new 95%", ""):
+        table.add_column(column, justify="left" if column in ("metric", "") else "right")
+
+    def fmt(value):
+        return "-" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
+
+    def span(value):
+        return f"[{value[0]:.3f}, {value[1]:.3f}]" if value else ""
+
+    for row in rows:
+        table.add_row(row["metric"], fmt(row["base"]), fmt(row["new"]), fmt(row["diff"]),
+                      span(row["base_interval"]), span(row["new_interval"]),
+                      "REGRESSED" if row["regressed"] else "")
+    out.print(table)
+    regressed = [row["metric"] for row in rows if row["regressed"]]
+    if regressed:
+        err.print(f"regression beyond {tolerance:g}: {', '.join(regressed)}")
+        raise typer.Exit(1)
+    out.print("no regression")
 
 
 @eval_app.command("grounding")

@@ -41,7 +41,7 @@ import json
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,10 +49,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from evals.agent import Agent, case_request
 from evals.sets import EvalCase
-
-# an agent is anything that maps a case to the result contract
-Agent = Callable[[EvalCase], dict[str, Any]]
+from evals.stats import bootstrap_interval
 
 RECALL_AT = (1, 3, 5, 10)
 NDCG_AT = 10
@@ -150,21 +149,43 @@ def _summarise(rows: Iterable[dict[str, float]], latencies: list[float],
     return summary
 
 
+def _intervals(rows: list[dict[str, float]]) -> dict[str, list[float] | None]:
+    """95 % bootstrap intervals of the rate metrics (those bounded by 0 and 1)."""
+    values: dict[str, list[float]] = defaultdict(list)
+    for row in rows:
+        for key, value in row.items():
+            values[key].append(value)
+    return {key: bootstrap_interval(vals) for key, vals in values.items()
+            if vals and all(0.0 <= v <= 1.0 for v in vals)}
+
+
+def _node_latency(timings: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    per_node: dict[str, list[float]] = defaultdict(list)
+    for row in timings:
+        for node, ms in row.items():
+            if isinstance(ms, (int, float)):
+                per_node[node].append(float(ms))
+    return {node: {"p50": round(float(np.percentile(v, 50)), 1),
+                   "p95": round(float(np.percentile(v, 95)), 1)} for node, v in per_node.items()}
+
+
 def run_eval(cases: list[EvalCase], agent: Agent, out_dir: str | Path | None = None,
              progress: bool = True, agent_name: str | None = None,
-             set_path: str | Path | None = None) -> dict[str, Any]:
-    """Run every case through ``agent``; return the report and write ``out_dir/report.json``.
+             set_path: str | Path | None = None,
+             provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run every case through ``agent`` (``agent(request) -> result``, see ``evals.agent``);
+    return the report and write ``out_dir/report.json``, ``report.md`` and the plots.
 
     A case whose agent call raises is recorded in ``errors`` and the run goes on.
     """
-    per_case, latencies = [], []
+    per_case, latencies, node_timings = [], [], []
     tag_rows, tag_latencies, tag_errors = defaultdict(list), defaultdict(list), defaultdict(int)
     errors = []
     for case in tqdm(cases, desc="eval", unit="case", disable=not progress):
         tags = case.tags or ("untagged",)
         start = time.perf_counter()
         try:
-            result = agent(case)
+            result = agent(case_request(case))
         except Exception as exc:  # a failing case is recorded, not fatal
             errors.append({"id": case.id, "tags": list(case.tags),
                            "error": f"{type(exc).__name__}: {exc}"})
@@ -181,6 +202,7 @@ def run_eval(cases: list[EvalCase], agent: Agent, out_dir: str | Path | None = N
                                  "source_supplier_id": top_source(result),
                                  "supplier_id": (top.get("supplier") or {}).get("supplier_id")}})
         latencies.append(latency)
+        node_timings.append(result.get("timings") or {})
         for tag in tags:
             tag_rows[tag].append(metrics)
             tag_latencies[tag].append(latency)
@@ -193,13 +215,20 @@ def run_eval(cases: list[EvalCase], agent: Agent, out_dir: str | Path | None = N
         "metrics": _summarise((row["metrics"] for row in per_case), latencies, len(errors)),
         "by_tag": {tag: _summarise(tag_rows[tag], tag_latencies[tag], tag_errors[tag])
                    for tag in all_tags},
+        "intervals": _intervals([row["metrics"] for row in per_case]),
+        "by_tag_intervals": {tag: _intervals(tag_rows[tag]) for tag in all_tags},
+        "node_latency_ms": _node_latency(node_timings),
+        "provenance": provenance or {},
         "errors": errors,
         "cases": per_case,
     }
     if out_dir is not None:
+        from evals.report import write_reports
+
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+        write_reports(report, out)
     return report
 
 

@@ -123,7 +123,7 @@ def test_overall_and_per_tag_means():
     results = {"a": {"products": [group("A", "S1")]},  # hit at 1, right source
                "b": {"products": [group("X", "S2"), group("B", "S1")]},  # hit at 2, wrong source
                "c": {"products": [group("X")]}}  # miss
-    report = run_eval(cases, lambda c: results[c.id], progress=False)
+    report = run_eval(cases, lambda c: results[c["id"]], progress=False)
     overall = report["metrics"]
     assert overall["n"] == 3 and overall["n_errors"] == 0
     assert overall["product_recall@1"] == pytest.approx(round(1 / 3, 4))
@@ -146,7 +146,7 @@ def test_a_failing_case_is_recorded_and_the_run_goes_on():
              case("boom", ("crop",), relevant_product_ids=["A"])]
 
     def agent(c):
-        if c.id == "boom":
+        if c["id"] == "boom":
             raise RuntimeError("image decode failed")
         return {"products": [group("A")]}
 
