@@ -3,7 +3,8 @@
 Rules live in ``data/rules/compliance/<market>.yaml`` and the product-kind table in
 ``product_kinds.yaml`` beside them; ``rule.schema.json`` describes both. A rule applies when:
 
-* its ``product_kinds`` or ``hs_prefixes`` (if it names either) match the product,
+* its ``product_kinds`` or ``hs_prefixes`` (if it names either) match the product, and none of
+  its ``exclude_kinds`` does,
 * the product's material contains one of its ``materials`` (if it names any),
 * every fact under ``attributes`` holds, and none under ``unless`` holds.
 
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from jsonschema import Draft202012Validator
@@ -68,6 +70,7 @@ class MarketRules:
     rules: tuple[dict[str, Any], ...]
     members: tuple[str, ...] = ()
     mains: dict[str, Any] | None = None
+    official_domains: tuple[str, ...] = ()
 
     @property
     def source(self) -> str:
@@ -120,6 +123,9 @@ class RuleBook:
         self._text = _entries(kinds_table.get("text"))
         self._hs = [(str(row["prefix"]), tuple(row["kinds"]), dict(row.get("facts") or {}))
                     for row in kinds_table.get("hs") or []]
+        words = sorted(kinds_table.get("material_words") or [], key=len, reverse=True)
+        self._material_words = (re.compile(r"\b(" + "|".join(re.escape(w) for w in words)
+                                           + r")\b", re.IGNORECASE) if words else None)
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -173,11 +179,17 @@ class RuleBook:
                                      f"{seen_ids[rule_id].name}")
                 seen_ids[rule_id] = path
                 when = rule["applies_when"]
-                for kind in when.get("product_kinds") or []:
+                for kind in (when.get("product_kinds") or []) + (when.get("exclude_kinds") or []):
                     if kind not in known_kinds:
                         raise ValueError(f"{where}: field applies_when.product_kinds: unknown "
                                          f"kind {kind!r}; {PRODUCT_KINDS_FILE} defines "
                                          f"{', '.join(sorted(known_kinds))}")
+                host = urlsplit(rule["source_url"]).hostname or ""
+                if not any(host == domain or host.endswith("." + domain)
+                           for domain in data["official_domains"]):
+                    raise ValueError(f"{where}: field source_url: host {host!r} is not one of "
+                                     f"the file's official_domains "
+                                     f"({', '.join(data['official_domains'])})")
                 needed = set(when.get("attributes") or {}) | ({"material"} if when.get("materials")
                                                               else set())
                 for name in sorted(needed - set(kinds_table["questions"])):
@@ -185,7 +197,8 @@ class RuleBook:
                                      f"question for {name!r}")
             markets[code] = MarketRules(
                 market=code, name=data["name"], path=path, rules=tuple(data["rules"]),
-                members=tuple(data.get("members") or ()), mains=data.get("mains"))
+                members=tuple(data.get("members") or ()), mains=data.get("mains"),
+                official_domains=tuple(data["official_domains"]))
         if not markets:
             raise ValueError(f"{folder}: no market rules files (*.yaml) found")
         return cls(folder, markets, kinds_table)
@@ -230,6 +243,18 @@ class RuleBook:
                 facts[name] = Fact(bool(value), reason)
 
         _facts_from_attributes(product.get("attributes") or {}, put)
+        for label, value in texts:
+            volts = _voltage_range(value)
+            if volts is not None:
+                rating = _VOLTAGE.search(value.lower())
+                stated = rating.group(0) if rating else f"{volts[1]:g}V"
+                if volts[1] >= MAINS_MIN_VOLTS:
+                    put("mains_powered", True, f"{label} {_quote(value)} states {stated!r} -> "
+                        f"rated for mains")
+                else:
+                    put("mains_powered", False, f"{label} {_quote(value)} states {stated!r}, "
+                        f"below {MAINS_MIN_VOLTS:g} V")
+                break
 
         kinds: dict[str, str] = {}
         text_kinds: dict[str, str] = {}
@@ -285,6 +310,18 @@ class RuleBook:
             facts["coin_battery"] = Fact(False, f"no battery: {battery.reason}")
         return kinds, facts
 
+    def materials_in_text(self, *texts: str | None) -> str | None:
+        """Material names a title or description mentions (``"stainless steel|plastic"``), for a
+        product that has no material field; ``None`` when none is named."""
+        if self._material_words is None:
+            return None
+        found: list[str] = []
+        for text in texts:
+            for hit in self._material_words.findall(text or ""):
+                if hit.lower() not in found:
+                    found.append(hit.lower())
+        return "|".join(found) or None
+
     # -- matching ---------------------------------------------------------------------------------
 
     def match(self, market: str, product: dict[str, Any]) -> MatchResult:
@@ -324,6 +361,8 @@ class RuleBook:
                     kind_gated.append(rule["rule_id"])
                     continue
                 matched += scope
+            if any(kind in kinds for kind in when.get("exclude_kinds") or []):
+                continue
             unknown: list[str] = []
             applies = True
             if when.get("materials"):
