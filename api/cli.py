@@ -4,6 +4,7 @@
     sourcing run IMAGE --market US [--json]
     sourcing demo
     sourcing eval run --set FILE --out DIR
+    sourcing compliance --market EU --title "..." [--description "..."] [--hs 8516] [--json]
 """
 
 from __future__ import annotations
@@ -210,6 +211,7 @@ def eval_run(
     out_dir: Path | None = typer.Option(None, "--out", help="Folder for report.json"),
 ) -> None:
     """Run every case of an eval set through the agent and print its metrics."""
+    from evals.compliance import route_by_input, text_only_agent
     from evals.runner import format_table, run_eval
     from evals.sets import load_eval_set
 
@@ -217,15 +219,19 @@ def eval_run(
         cases = load_eval_set(set_path or demo_set_path())
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
-    runner = _runner(_settings(), build_if_missing=True)
+    settings = _settings()
+    # text-only cases run the compliance check alone; the image index is built only when needed
+    runner = (_runner(settings, build_if_missing=True)
+              if any(case.image is not None for case in cases) else None)
 
-    def agent(case):
-        if case.image is None:
-            raise ValueError("text-only cases need the text agent")
+    def image_agent(case):
         return runner.run_file(case.image, case.market, constraints=case.constraints or None)
 
+    agent = route_by_input(image_agent if runner else None,
+                           text_only_agent(_load_rulebook(settings.rules_dir)))
     chosen = set_path or demo_set_path()
-    agent_name = f"sourcing graph, {runner.services.image_embedder.name}"
+    agent_name = (f"sourcing graph, {runner.services.image_embedder.name}" if runner
+                  else "text-only compliance check")
     report = run_eval(cases, agent, out_dir, agent_name=agent_name, set_path=chosen)
     table = Table(title=f"eval: {chosen.name}")
     rows = format_table(report)
@@ -234,10 +240,81 @@ def eval_run(
     for row in rows[1:]:
         table.add_row(*row)
     out.print(table)
+    _print_compliance_by_market(report)
     if report["errors"]:
         err.print(f"{len(report['errors'])} case(s) failed; see report.json")
     if out_dir:
         out.print(f"report: {out_dir / 'report.json'}")
+
+
+def _print_compliance_by_market(report: dict[str, Any]) -> None:
+    by_market = report.get("by_market") or {}
+    if not by_market:
+        return
+    table = Table(title="compliance by market")
+    for column in ("market", "n", "precision", "recall", "f1"):
+        table.add_column(column, justify="left" if column == "market" else "right")
+    for market, row in by_market.items():
+        table.add_row(market, str(row["n"]), f"{row['compliance_precision']:g}",
+                      f"{row['compliance_recall']:g}", f"{row['compliance_f1']:g}")
+    out.print(table)
+
+
+def _load_rulebook(rules_dir: Path):
+    from agents.compliance.rules import RuleBook
+
+    try:
+        return RuleBook.load(rules_dir)
+    except ValueError as exc:
+        _fail(f"compliance rules in {rules_dir} have problems:\n{exc}")
+
+
+@app.command()
+def compliance(
+    market: str = typer.Option(..., help="Target market code, e.g. EU, US, UK, JP, IN, KZ"),
+    title: str | None = typer.Option(None, help="Product title"),
+    description: str | None = typer.Option(None, help="Product description or seller notes"),
+    hs: str | None = typer.Option(None, help="HS code if known, e.g. 8516 or 851671"),
+    as_json: bool = typer.Option(False, "--json", help="Print the check as JSON"),
+) -> None:
+    """Check a product described in words (no photo needed) against a market's rules: every
+    requirement with its legal act, why it applies and its official source; questions for facts
+    that would decide more rules. Guidance, not legal advice."""
+    from agents.compliance.check import check_text
+
+    if not (title or description):
+        _fail("give --title or --description")
+    rulebook = _load_rulebook(_settings().rules_dir)
+    try:
+        report = check_text(market, title=title, description=description, hs_code=hs,
+                            rulebook=rulebook)
+    except ValueError as exc:  # unknown market (lists the known ones) or a malformed HS code
+        _fail(str(exc))
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        return
+    print_compliance(report["compliance"])
+
+
+def print_compliance(compliance: dict[str, Any]) -> None:
+    """A readable list of one market's requirements, checks and open questions."""
+    kinds = ", ".join(compliance.get("product_kinds") or []) or "unknown"
+    out.print(f"[bold]compliance[/] {compliance['market']} (rules {compliance['rules_market']}) "
+              f"| product kinds: {kinds}")
+    table = Table(show_lines=True)
+    for column in ("legal act", "requirement", "kind", "why it applies", "source"):
+        table.add_column(column)
+    for requirement in compliance["requirements"]:
+        matched = "; ".join(f"{m['condition']} ({m['fact']})" for m in requirement["matched"])
+        table.add_row(requirement["legal_act"], requirement["title"], requirement["kind"],
+                      matched, requirement["source_url"])
+    out.print(table)
+    for check in compliance.get("checks") or []:
+        out.print(f"[bold]{check['check']}[/]: {check['status']}: {check['detail']}")
+    for question in compliance.get("questions") or []:
+        out.print(f"[yellow]to confirm[/] ({', '.join(question['rule_ids'])}): "
+                  f"{question['question']}")
+    out.print("Guidance from the rules file, not legal advice.")
 
 
 def _search_filter(raw: str | None):
@@ -351,13 +428,15 @@ def print_result(result: dict[str, Any]) -> None:
         price_text = (f"{price['min']}-{price['max']} {price['currency'] or ''}"
                       if price["min"] is not None else "unknown")
         missing = [g["rule_id"] for g in item["compliance"]["gaps"] if g["status"] == "missing"]
+        worst = item["compliance"].get("worst_severity")
         table.add_row(str(item["rank"]), f"{supplier['name']} ({supplier['supplier_id']})",
                       supplier.get("kind") or "unknown", supplier.get("city") or "unknown",
                       item["listing"]["listing_id"], f"{item['similarity']:.3f}", price_text,
                       str(item["moq"] if item["moq"] is not None else "unknown"),
                       f"{item['lead_time_days']} d" if item["lead_time_days"] else "unknown",
                       f"{item['total']:.3f}",
-                      f"{len(missing)} gap(s)" if missing else "covered")
+                      (f"{len(missing)} gap(s), worst {worst}" if missing and worst
+                       else f"{len(missing)} gap(s)" if missing else "covered"))
     out.print(table)
     market = result["market"]
     if market.get("available"):
