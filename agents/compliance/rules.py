@@ -42,7 +42,8 @@ _RADIO_WORDS = re.compile(
 _NO_RADIO = re.compile(r"^(none|no|n/?a|wired|usb|ethernet)$")
 _FALSE_WORDS = {"", "no", "none", "false", "0", "n/a", "na"}
 # A fact only worth asking about once another is known: "coin cell?" waits for "battery?".
-ASK_FIRST = {"coin_battery": "battery"}
+ASK_FIRST = {"coin_battery": "battery", "lithium_battery": "battery",
+             "rechargeable_battery": "battery"}
 
 
 class UnknownMarketError(ValueError):
@@ -281,6 +282,7 @@ class RuleBook:
                     kinds.setdefault(kind, f"{reason} -> {kind}")
                 for name, fact in entry.facts.items():
                     put(name, fact, reason)
+        material_kinds = set(kinds)
         for entry in self._categories:
             if category and entry.pattern.search(category):
                 reason = f"category {_quote(category)}"
@@ -297,7 +299,7 @@ class RuleBook:
                         kinds.setdefault(kind, f"{reason} -> {kind}")
                     for name, fact in row_facts.items():
                         put(name, fact, reason)
-        if not kinds and text_kinds:
+        if set(kinds) <= material_kinds and text_kinds:  # no category or HS code named a kind
             kinds.update(text_kinds)
             for entry_facts, reason in pending_text_facts:
                 for name, fact in entry_facts.items():
@@ -306,8 +308,14 @@ class RuleBook:
         battery, coin = facts.get("battery"), facts.get("coin_battery")
         if coin is not None and coin.value and battery is None:
             facts["battery"] = Fact(True, coin.reason)
-        if battery is not None and not battery.value and coin is None:
-            facts["coin_battery"] = Fact(False, f"no battery: {battery.reason}")
+        if battery is not None and not battery.value:
+            for name in ("coin_battery", "lithium_battery", "rechargeable_battery"):
+                if name not in facts:
+                    facts[name] = Fact(False, f"no battery: {battery.reason}")
+        for name in ("lithium_battery", "rechargeable_battery"):
+            fact = facts.get(name)
+            if fact is not None and fact.value and "battery" not in facts:
+                facts["battery"] = Fact(True, fact.reason)
         return kinds, facts
 
     def materials_in_text(self, *texts: str | None) -> str | None:
@@ -514,8 +522,8 @@ def _facts_from_attributes(attributes: dict[str, Any],
     """Facts the listing states outright: explicit yes/no answers, voltage, connectivity,
     runtime and battery fields."""
     lowered = {str(key).strip().lower(): value for key, value in attributes.items()}
-    for name in ("mains_powered", "radio", "battery", "coin_battery", "for_children",
-                 "food_contact", "skin_contact"):
+    for name in ("mains_powered", "radio", "battery", "coin_battery", "lithium_battery",
+                 "rechargeable_battery", "for_children", "food_contact", "skin_contact"):
         value = lowered.get(name)
         if isinstance(value, bool):
             put(name, value, f"attribute {name} = {str(value).lower()}")
