@@ -247,7 +247,7 @@ class RuleBook:
         for label, value in texts:
             volts = _voltage_range(value)
             if volts is not None:
-                rating = _VOLTAGE.search(value.lower())
+                rating = re.search(_VOLTAGE.pattern, value, re.IGNORECASE)
                 stated = rating.group(0) if rating else f"{volts[1]:g}V"
                 if volts[1] >= MAINS_MIN_VOLTS:
                     put("mains_powered", True, f"{label} {_quote(value)} states {stated!r} -> "
