@@ -317,3 +317,14 @@ def test_gold_set_shape_and_scores(rulebook: RuleBook) -> None:
     report = run_eval(cases, text_only_agent(rulebook), progress=False)
     assert report["metrics"]["compliance_precision"] >= 0.90
     assert report["metrics"]["compliance_recall"] >= 0.90
+
+
+def test_japan_children_toy_regime_covers_under_threes_only(rulebook: RuleBook) -> None:
+    psc = "Consumer Product Safety Act (Act No. 31 of 1973)"
+    assert psc in acts_of(check_text("JP", title="Baby rattle toy for 6m+", rulebook=rulebook))
+    assert psc not in acts_of(check_text("JP", title="Plush toy for children aged 3+",
+                                         rulebook=rulebook))
+    unknown = check_text("JP", title="Wooden toy train", rulebook=rulebook)
+    assert psc not in acts_of(unknown)
+    assert any(q["attribute"] == "for_under_3" and "JP-PSC-CHILDREN-TOYS" in q["rule_ids"]
+               for q in unknown["compliance"]["questions"])

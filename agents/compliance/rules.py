@@ -43,7 +43,7 @@ _NO_RADIO = re.compile(r"^(none|no|n/?a|wired|usb|ethernet)$")
 _FALSE_WORDS = {"", "no", "none", "false", "0", "n/a", "na"}
 # A fact only worth asking about once another is known: "coin cell?" waits for "battery?".
 ASK_FIRST = {"coin_battery": "battery", "lithium_battery": "battery",
-             "rechargeable_battery": "battery"}
+             "rechargeable_battery": "battery", "for_under_3": "for_children"}
 
 
 class UnknownMarketError(ValueError):
@@ -312,6 +312,9 @@ class RuleBook:
             for name in ("coin_battery", "lithium_battery", "rechargeable_battery"):
                 if name not in facts:
                     facts[name] = Fact(False, f"no battery: {battery.reason}")
+        children = facts.get("for_children")
+        if children is not None and not children.value and "for_under_3" not in facts:
+            facts["for_under_3"] = Fact(False, f"not for children: {children.reason}")
         for name in ("lithium_battery", "rechargeable_battery"):
             fact = facts.get(name)
             if fact is not None and fact.value and "battery" not in facts:
@@ -523,7 +526,8 @@ def _facts_from_attributes(attributes: dict[str, Any],
     runtime and battery fields."""
     lowered = {str(key).strip().lower(): value for key, value in attributes.items()}
     for name in ("mains_powered", "radio", "battery", "coin_battery", "lithium_battery",
-                 "rechargeable_battery", "for_children", "food_contact", "skin_contact"):
+                 "rechargeable_battery", "for_children", "for_under_3", "food_contact",
+                 "skin_contact"):
         value = lowered.get(name)
         if isinstance(value, bool):
             put(name, value, f"attribute {name} = {str(value).lower()}")
