@@ -69,6 +69,10 @@ def test_us_kettle_lists_no_eu_act(rulebook: RuleBook) -> None:
     acts = acts_of(report)
     assert not [act for act in acts if EU_ACT.search(act)]
     assert {"47 CFR 15", "29 CFR 1910.303", "21 CFR 174", "19 CFR 134"} <= set(acts)
+    [check] = report["compliance"]["checks"]
+    assert check["status"] == "mismatch" and "120 V" in check["detail"]
+    assert check_text("EU", title=KETTLE, rulebook=rulebook)["compliance"]["checks"][0][
+        "status"] == "ok"
 
 
 def test_cli_compliance_json(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -567,6 +567,12 @@ def _mains_checks(rules: MarketRules, product: dict[str, Any], facts: dict[str, 
     frequency = mains["frequency_hz"]
     attributes = {str(k).lower(): v for k, v in (product.get("attributes") or {}).items()}
     voltage = str(attributes.get("voltage") or "").strip()
+    if not voltage:  # a rating the seller wrote in the title or description
+        for key in ("title", "text"):
+            found = re.search(_VOLTAGE.pattern, str(product.get(key) or ""), re.IGNORECASE)
+            if found:
+                voltage = found.group(0).strip()
+                break
     volts = _voltage_range(voltage) if voltage else None
     check: dict[str, Any] = {"check": "mains_voltage",
                              "market_voltage_v": mains["nominal_voltage_v"],
