@@ -4,6 +4,7 @@
     sourcing run IMAGE --market US [--json]
     sourcing demo
     sourcing eval run --set FILE --out DIR
+    sourcing compliance --market EU --title "..." [--description "..."] [--hs 8516] [--json]
 """
 
 from __future__ import annotations
@@ -217,6 +218,7 @@ def eval_run(
 ) -> None:
     """Run every case of an eval set through an agent and print its metrics."""
     from evals.agent import ProjectAgent, load_agent, provenance
+    from evals.compliance import text_only_agent
     from evals.runner import format_table, run_eval
     from evals.sets import load_eval_set
 
@@ -234,10 +236,12 @@ def eval_run(
         agent_name = agent_spec
         record = provenance(settings=None, set_path=chosen)
     else:
-        runner = _runner(settings, build_if_missing=True)
-        agent = ProjectAgent(runner)
+        # text-only cases run the compliance check alone; the image index is built only when needed
+        runner = (_runner(settings, build_if_missing=True)
+                  if any(case.image is not None for case in cases) else None)
+        agent = ProjectAgent(runner, text_only_agent(_load_rulebook(settings.rules_dir)))
         agent_name = agent.name
-        record = provenance(runner.services, settings, chosen)
+        record = provenance(runner.services if runner else None, settings, chosen)
     report = run_eval(cases, agent, out_dir, agent_name=agent_name, set_path=chosen,
                       provenance=record)
     table = Table(title=f"eval: {chosen.name}")
@@ -247,6 +251,7 @@ def eval_run(
     for row in rows[1:]:
         table.add_row(*row)
     out.print(table)
+    _print_compliance_by_market(report)
     if report["errors"]:
         err.print(f"{len(report['errors'])} case(s) failed; see report.json")
     if out_dir:
@@ -318,6 +323,76 @@ def eval_grounding(
         out.print(f"report: {out_dir / 'grounding.json'}")
     if report["false_kept"] or (report["true_removed_rate"] or 0) > 0:
         raise typer.Exit(1)
+
+
+def _print_compliance_by_market(report: dict[str, Any]) -> None:
+    by_market = report.get("by_market") or {}
+    if not by_market:
+        return
+    table = Table(title="compliance by market")
+    for column in ("market", "n", "precision", "recall", "f1"):
+        table.add_column(column, justify="left" if column == "market" else "right")
+    for market, row in by_market.items():
+        table.add_row(market, str(row["n"]), f"{row['compliance_precision']:g}",
+                      f"{row['compliance_recall']:g}", f"{row['compliance_f1']:g}")
+    out.print(table)
+
+
+def _load_rulebook(rules_dir: Path):
+    from agents.compliance.rules import RuleBook
+
+    try:
+        return RuleBook.load(rules_dir)
+    except ValueError as exc:
+        _fail(f"compliance rules in {rules_dir} have problems:\n{exc}")
+
+
+@app.command()
+def compliance(
+    market: str = typer.Option(..., help="Target market code, e.g. EU, US, UK, JP, IN, KZ"),
+    title: str | None = typer.Option(None, help="Product title"),
+    description: str | None = typer.Option(None, help="Product description or seller notes"),
+    hs: str | None = typer.Option(None, help="HS code if known, e.g. 8516 or 851671"),
+    as_json: bool = typer.Option(False, "--json", help="Print the check as JSON"),
+) -> None:
+    """Check a product described in words (no photo needed) against a market's rules: every
+    requirement with its legal act, why it applies and its official source; questions for facts
+    that would decide more rules. Guidance, not legal advice."""
+    from agents.compliance.check import check_text
+
+    if not (title or description):
+        _fail("give --title or --description")
+    rulebook = _load_rulebook(_settings().rules_dir)
+    try:
+        report = check_text(market, title=title, description=description, hs_code=hs,
+                            rulebook=rulebook)
+    except ValueError as exc:  # unknown market (lists the known ones) or a malformed HS code
+        _fail(str(exc))
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        return
+    print_compliance(report["compliance"])
+
+
+def print_compliance(compliance: dict[str, Any]) -> None:
+    """A readable list of one market's requirements, checks and open questions."""
+    kinds = ", ".join(compliance.get("product_kinds") or []) or "unknown"
+    out.print(f"[bold]compliance[/] {compliance['market']} (rules {compliance['rules_market']}) "
+              f"| product kinds: {kinds}")
+    table = Table(show_lines=True)
+    for column in ("legal act", "requirement", "kind", "why it applies", "source"):
+        table.add_column(column)
+    for requirement in compliance["requirements"]:
+        matched = "; ".join(f"{m['condition']} ({m['fact']})" for m in requirement["matched"])
+        table.add_row(requirement["legal_act"], requirement["title"], requirement["kind"],
+                      matched, requirement["source_url"])
+    out.print(table)
+    for check in compliance.get("checks") or []:
+        out.print(f"[bold]{check['check']}[/]: {check['status']}: {check['detail']}")
+    for question in compliance.get("questions") or []:
+        out.print(f"[yellow]to confirm[/] ({', '.join(question['rule_ids'])}): "
+                  f"{question['question']}")
+    out.print("Guidance from the rules file, not legal advice.")
 
 
 def _search_filter(raw: str | None):
@@ -431,13 +506,15 @@ def print_result(result: dict[str, Any]) -> None:
         price_text = (f"{price['min']}-{price['max']} {price['currency'] or ''}"
                       if price["min"] is not None else "unknown")
         missing = [g["rule_id"] for g in item["compliance"]["gaps"] if g["status"] == "missing"]
+        worst = item["compliance"].get("worst_severity")
         table.add_row(str(item["rank"]), f"{supplier['name']} ({supplier['supplier_id']})",
                       supplier.get("kind") or "unknown", supplier.get("city") or "unknown",
                       item["listing"]["listing_id"], f"{item['similarity']:.3f}", price_text,
                       str(item["moq"] if item["moq"] is not None else "unknown"),
                       f"{item['lead_time_days']} d" if item["lead_time_days"] else "unknown",
                       f"{item['total']:.3f}",
-                      f"{len(missing)} gap(s)" if missing else "covered")
+                      (f"{len(missing)} gap(s), worst {worst}" if missing and worst
+                       else f"{len(missing)} gap(s)" if missing else "covered"))
     out.print(table)
     market = result["market"]
     if market.get("available"):

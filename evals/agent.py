@@ -78,16 +78,25 @@ def load_agent(spec: str) -> Agent:
 
 
 class ProjectAgent:
-    """This project's sourcing graph behind the agent interface (the default of ``eval run``)."""
+    """This project's agent behind the interface (the default of ``eval run``): a request with a
+    photo runs the sourcing graph (``runner``), a text-only request the text-only compliance
+    check (``text_agent``, see ``evals.compliance.text_only_agent``)."""
 
-    def __init__(self, runner: Any) -> None:
+    def __init__(self, runner: Any = None, text_agent: Agent | None = None) -> None:
         self.runner = runner
-        self.name = f"sourcing graph, {runner.services.image_embedder.name}"
+        self.text_agent = text_agent
+        parts = ([f"sourcing graph, {runner.services.image_embedder.name}"] if runner else []) + (
+            ["text-only compliance check"] if text_agent else [])
+        self.name = " + ".join(parts) or "nothing"
 
     def __call__(self, request: dict[str, Any]) -> dict[str, Any]:
         if not request.get("image"):
-            raise ValueError("this agent needs a photo; text-only cases go to the compliance "
-                             "check")
+            if self.text_agent is None:
+                raise ValueError(f"case {request.get('id')} has no photo and no text agent was "
+                                 "given")
+            return self.text_agent(request)
+        if self.runner is None:
+            raise ValueError(f"case {request.get('id')} has a photo but no image agent was given")
         return self.runner.run_file(request["image"], request["market"],
                                     constraints=request.get("constraints") or None,
                                     title=request.get("title"),

@@ -26,6 +26,9 @@ Metrics of one case (a metric is computed only over the cases that carry its ``e
     ``legal_act_recall``, needs ``required_legal_acts``: share of those acts among the compliance
         requirements of the result.
     ``unsupported_claims`` (every case): number of claims the grounding check could not support.
+    ``compliance_precision`` / ``compliance_recall`` / ``compliance_f1``, need
+        ``required_legal_acts`` (the complete list of acts): see ``evals.compliance``; added by
+        ``run_eval`` beside ``case_metrics``, and averaged per target market in ``by_market``.
 
 Aggregation (``metrics`` over all cases, ``by_tag`` per tag; a case without tags counts as
 ``untagged``)
@@ -50,6 +53,7 @@ import numpy as np
 from tqdm import tqdm
 
 from evals.agent import Agent, case_request
+from evals.compliance import compliance_by_market, compliance_metrics
 from evals.sets import EvalCase
 from evals.stats import bootstrap_interval
 
@@ -193,7 +197,7 @@ def run_eval(cases: list[EvalCase], agent: Agent, out_dir: str | Path | None = N
                 tag_errors[tag] += 1
             continue
         latency = (time.perf_counter() - start) * 1000
-        metrics = case_metrics(case, result)
+        metrics = {**case_metrics(case, result), **compliance_metrics(case, result)}
         products = ranked_products(result)
         top = (result.get("shortlist") or [{}])[0]
         per_case.append({"id": case.id, "tags": list(case.tags), "metrics": metrics,
@@ -215,6 +219,7 @@ def run_eval(cases: list[EvalCase], agent: Agent, out_dir: str | Path | None = N
         "metrics": _summarise((row["metrics"] for row in per_case), latencies, len(errors)),
         "by_tag": {tag: _summarise(tag_rows[tag], tag_latencies[tag], tag_errors[tag])
                    for tag in all_tags},
+        "by_market": compliance_by_market(cases, per_case),
         "intervals": _intervals([row["metrics"] for row in per_case]),
         "by_tag_intervals": {tag: _intervals(tag_rows[tag]) for tag in all_tags},
         "node_latency_ms": _node_latency(node_timings),

@@ -3,7 +3,8 @@
 Rules live in ``data/rules/compliance/<market>.yaml`` and the product-kind table in
 ``product_kinds.yaml`` beside them; ``rule.schema.json`` describes both. A rule applies when:
 
-* its ``product_kinds`` or ``hs_prefixes`` (if it names either) match the product,
+* its ``product_kinds`` or ``hs_prefixes`` (if it names either) match the product, and none of
+  its ``exclude_kinds`` does,
 * the product's material contains one of its ``materials`` (if it names any),
 * every fact under ``attributes`` holds, and none under ``unless`` holds.
 
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from jsonschema import Draft202012Validator
@@ -40,7 +42,8 @@ _RADIO_WORDS = re.compile(
 _NO_RADIO = re.compile(r"^(none|no|n/?a|wired|usb|ethernet)$")
 _FALSE_WORDS = {"", "no", "none", "false", "0", "n/a", "na"}
 # A fact only worth asking about once another is known: "coin cell?" waits for "battery?".
-ASK_FIRST = {"coin_battery": "battery"}
+ASK_FIRST = {"coin_battery": "battery", "lithium_battery": "battery",
+             "rechargeable_battery": "battery", "for_under_3": "for_children"}
 
 
 class UnknownMarketError(ValueError):
@@ -68,6 +71,7 @@ class MarketRules:
     rules: tuple[dict[str, Any], ...]
     members: tuple[str, ...] = ()
     mains: dict[str, Any] | None = None
+    official_domains: tuple[str, ...] = ()
 
     @property
     def source(self) -> str:
@@ -120,6 +124,9 @@ class RuleBook:
         self._text = _entries(kinds_table.get("text"))
         self._hs = [(str(row["prefix"]), tuple(row["kinds"]), dict(row.get("facts") or {}))
                     for row in kinds_table.get("hs") or []]
+        words = sorted(kinds_table.get("material_words") or [], key=len, reverse=True)
+        self._material_words = (re.compile(r"\b(" + "|".join(re.escape(w) for w in words)
+                                           + r")\b", re.IGNORECASE) if words else None)
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -173,11 +180,17 @@ class RuleBook:
                                      f"{seen_ids[rule_id].name}")
                 seen_ids[rule_id] = path
                 when = rule["applies_when"]
-                for kind in when.get("product_kinds") or []:
+                for kind in (when.get("product_kinds") or []) + (when.get("exclude_kinds") or []):
                     if kind not in known_kinds:
                         raise ValueError(f"{where}: field applies_when.product_kinds: unknown "
                                          f"kind {kind!r}; {PRODUCT_KINDS_FILE} defines "
                                          f"{', '.join(sorted(known_kinds))}")
+                host = urlsplit(rule["source_url"]).hostname or ""
+                if not any(host == domain or host.endswith("." + domain)
+                           for domain in data["official_domains"]):
+                    raise ValueError(f"{where}: field source_url: host {host!r} is not one of "
+                                     f"the file's official_domains "
+                                     f"({', '.join(data['official_domains'])})")
                 needed = set(when.get("attributes") or {}) | ({"material"} if when.get("materials")
                                                               else set())
                 for name in sorted(needed - set(kinds_table["questions"])):
@@ -185,7 +198,8 @@ class RuleBook:
                                      f"question for {name!r}")
             markets[code] = MarketRules(
                 market=code, name=data["name"], path=path, rules=tuple(data["rules"]),
-                members=tuple(data.get("members") or ()), mains=data.get("mains"))
+                members=tuple(data.get("members") or ()), mains=data.get("mains"),
+                official_domains=tuple(data["official_domains"]))
         if not markets:
             raise ValueError(f"{folder}: no market rules files (*.yaml) found")
         return cls(folder, markets, kinds_table)
@@ -230,6 +244,18 @@ class RuleBook:
                 facts[name] = Fact(bool(value), reason)
 
         _facts_from_attributes(product.get("attributes") or {}, put)
+        for label, value in texts:
+            volts = _voltage_range(value)
+            if volts is not None:
+                rating = re.search(_VOLTAGE.pattern, value, re.IGNORECASE)
+                stated = rating.group(0) if rating else f"{volts[1]:g}V"
+                if volts[1] >= MAINS_MIN_VOLTS:
+                    put("mains_powered", True, f"{label} {_quote(value)} states {stated!r} -> "
+                        f"rated for mains")
+                else:
+                    put("mains_powered", False, f"{label} {_quote(value)} states {stated!r}, "
+                        f"below {MAINS_MIN_VOLTS:g} V")
+                break
 
         kinds: dict[str, str] = {}
         text_kinds: dict[str, str] = {}
@@ -256,6 +282,7 @@ class RuleBook:
                     kinds.setdefault(kind, f"{reason} -> {kind}")
                 for name, fact in entry.facts.items():
                     put(name, fact, reason)
+        material_kinds = set(kinds)
         for entry in self._categories:
             if category and entry.pattern.search(category):
                 reason = f"category {_quote(category)}"
@@ -272,7 +299,7 @@ class RuleBook:
                         kinds.setdefault(kind, f"{reason} -> {kind}")
                     for name, fact in row_facts.items():
                         put(name, fact, reason)
-        if not kinds and text_kinds:
+        if set(kinds) <= material_kinds and text_kinds:  # no category or HS code named a kind
             kinds.update(text_kinds)
             for entry_facts, reason in pending_text_facts:
                 for name, fact in entry_facts.items():
@@ -281,9 +308,30 @@ class RuleBook:
         battery, coin = facts.get("battery"), facts.get("coin_battery")
         if coin is not None and coin.value and battery is None:
             facts["battery"] = Fact(True, coin.reason)
-        if battery is not None and not battery.value and coin is None:
-            facts["coin_battery"] = Fact(False, f"no battery: {battery.reason}")
+        if battery is not None and not battery.value:
+            for name in ("coin_battery", "lithium_battery", "rechargeable_battery"):
+                if name not in facts:
+                    facts[name] = Fact(False, f"no battery: {battery.reason}")
+        children = facts.get("for_children")
+        if children is not None and not children.value and "for_under_3" not in facts:
+            facts["for_under_3"] = Fact(False, f"not for children: {children.reason}")
+        for name in ("lithium_battery", "rechargeable_battery"):
+            fact = facts.get(name)
+            if fact is not None and fact.value and "battery" not in facts:
+                facts["battery"] = Fact(True, fact.reason)
         return kinds, facts
+
+    def materials_in_text(self, *texts: str | None) -> str | None:
+        """Material names a title or description mentions (``"stainless steel|plastic"``), for a
+        product that has no material field; ``None`` when none is named."""
+        if self._material_words is None:
+            return None
+        found: list[str] = []
+        for text in texts:
+            for hit in self._material_words.findall(text or ""):
+                if hit.lower() not in found:
+                    found.append(hit.lower())
+        return "|".join(found) or None
 
     # -- matching ---------------------------------------------------------------------------------
 
@@ -324,6 +372,8 @@ class RuleBook:
                     kind_gated.append(rule["rule_id"])
                     continue
                 matched += scope
+            if any(kind in kinds for kind in when.get("exclude_kinds") or []):
+                continue
             unknown: list[str] = []
             applies = True
             if when.get("materials"):
@@ -475,8 +525,9 @@ def _facts_from_attributes(attributes: dict[str, Any],
     """Facts the listing states outright: explicit yes/no answers, voltage, connectivity,
     runtime and battery fields."""
     lowered = {str(key).strip().lower(): value for key, value in attributes.items()}
-    for name in ("mains_powered", "radio", "battery", "coin_battery", "for_children",
-                 "food_contact", "skin_contact"):
+    for name in ("mains_powered", "radio", "battery", "coin_battery", "lithium_battery",
+                 "rechargeable_battery", "for_children", "for_under_3", "food_contact",
+                 "skin_contact"):
         value = lowered.get(name)
         if isinstance(value, bool):
             put(name, value, f"attribute {name} = {str(value).lower()}")
@@ -516,6 +567,12 @@ def _mains_checks(rules: MarketRules, product: dict[str, Any], facts: dict[str, 
     frequency = mains["frequency_hz"]
     attributes = {str(k).lower(): v for k, v in (product.get("attributes") or {}).items()}
     voltage = str(attributes.get("voltage") or "").strip()
+    if not voltage:  # a rating the seller wrote in the title or description
+        for key in ("title", "text"):
+            found = re.search(_VOLTAGE.pattern, str(product.get(key) or ""), re.IGNORECASE)
+            if found:
+                voltage = found.group(0).strip()
+                break
     volts = _voltage_range(voltage) if voltage else None
     check: dict[str, Any] = {"check": "mains_voltage",
                              "market_voltage_v": mains["nominal_voltage_v"],

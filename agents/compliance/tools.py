@@ -15,6 +15,7 @@ SEVERITY_BY_KIND = {
     "restricted_substance": "needs_test_report",
     "label": "label_only",
 }
+SEVERITY_ORDER = ("blocking", "needs_test_report", "label_only")
 
 
 def _code_key(code: str) -> str:
@@ -43,3 +44,16 @@ def certificate_gaps(requirements: list[dict[str, Any]], held: Iterable[str]
             "severity": SEVERITY_BY_KIND.get(requirement.get("kind", ""), "blocking"),
         })
     return gaps
+
+
+def gap_summary(gaps: list[dict[str, Any]]) -> dict[str, Any]:
+    """A shortlist candidate's compliance: ``status`` (``gaps``, ``covered`` or
+    ``no_supplier_evidence_required``), every gap row, and the missing ones counted by severity
+    with the worst named first (``blocking`` > ``needs_test_report`` > ``label_only``)."""
+    missing = [gap for gap in gaps if gap["status"] == "missing"]
+    counts = {severity: sum(gap["severity"] == severity for gap in missing)
+              for severity in SEVERITY_ORDER}
+    worst = next((severity for severity in SEVERITY_ORDER if counts[severity]), None)
+    status = "gaps" if missing else ("covered" if gaps else "no_supplier_evidence_required")
+    return {"status": status, "worst_severity": worst, "missing_by_severity": counts,
+            "gaps": gaps}

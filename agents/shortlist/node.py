@@ -8,7 +8,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agents.compliance.tools import certificate_gaps
+from agents.compliance.tools import certificate_gaps, gap_summary
 from agents.context import Services
 from agents.evidence import cite
 from agents.shortlist.grounding import ground
@@ -192,7 +192,6 @@ def shortlist_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
     for rank, (total, candidate, listing, supplier, scores, gaps) in enumerate(scored[:size], 1):
         candidate_claims = _candidate_claims(rank, listing, supplier, candidate, evidence)
         claims.extend(candidate_claims)
-        missing = [gap for gap in gaps if gap["status"] == "missing"]
         shortlist.append({
             "rank": rank,
             "supplier": supplier.as_record(),
@@ -218,9 +217,7 @@ def shortlist_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
             "total": total,
             "landed_cost": None,
             "margin": None,
-            "compliance": {"status": "gaps" if missing else ("covered" if gaps else
-                                                             "no_supplier_evidence_required"),
-                           "gaps": gaps},
+            "compliance": gap_summary(gaps),
             "claims": [item["id"] for item in candidate_claims],
         })
     claims.extend(_market_claims(market))
