@@ -26,6 +26,8 @@ Metrics of one case (a metric is computed only over the cases that carry its ``e
     ``legal_act_recall``, needs ``required_legal_acts``: share of those acts among the compliance
         requirements of the result.
     ``unsupported_claims`` (every case): number of claims the grounding check could not support.
+    ``factory_vs_trading_accuracy``, ``constraint_satisfaction``, ``groundedness``,
+        ``price_band_error``: see ``evals.metrics``.
     ``compliance_precision`` / ``compliance_recall`` / ``compliance_f1``, need
         ``required_legal_acts`` (the complete list of acts): see ``evals.compliance``; added by
         ``run_eval`` beside ``case_metrics``, and averaged per target market in ``by_market``.
@@ -54,6 +56,7 @@ from tqdm import tqdm
 
 from evals.agent import Agent, case_request
 from evals.compliance import compliance_by_market, compliance_metrics
+from evals.metrics import extra_metrics
 from evals.sets import EvalCase
 from evals.stats import bootstrap_interval
 
@@ -134,6 +137,7 @@ def case_metrics(case: EvalCase, result: dict[str, Any]) -> dict[str, float]:
                                     and str(candidates[0]["code"])[:4] == expect["hs_heading"])
     grounding = result.get("grounding") or {}
     out["unsupported_claims"] = float(len(grounding.get("unsupported") or []))
+    out.update(extra_metrics(case, result))
     return out
 
 

@@ -141,3 +141,36 @@ def test_run_eval_records_intervals_per_tag():
         report["intervals"]["product_recall@1"][1]
     assert report["by_tag_intervals"]["crop"]["product_recall@1"] == \
         report["intervals"]["product_recall@1"]
+
+
+def _candidate(product, supplier, is_source, moq=10, price=5.0, kind="factory", caps=()):
+    return {"product_id": product, "is_source": is_source, "moq": moq,
+            "price": {"unit_price_at_quantity": None, "min": price},
+            "supplier": {"supplier_id": supplier, "kind": kind, "capabilities": list(caps),
+                         "on_time_rate": 0.95}}
+
+
+def test_extra_metrics_by_hand():
+    from evals.metrics import MARKET_TABLES, _prices_by_category, extra_metrics
+
+    case = EvalCase(id="c", market="US", title="t", constraints={"max_moq": 50,
+                                                                 "capabilities": ["small_batch"]},
+                    expect={"relevant_product_ids": ["A"], "source_supplier_id": "S1"})
+    result = {"shortlist": [
+        _candidate("A", "S1", True, moq=10, caps=["small_batch"]),   # right flag, meets both
+        _candidate("A", "S2", True, moq=100, caps=["small_batch"]),  # wrong flag, MOQ too high
+        _candidate("A", "S3", False, moq=20),                        # right flag, no capability
+        _candidate("B", "S4", False, moq=5, caps=["small_batch"])],  # other product: not judged
+        "grounding": {"total": 8, "supported": 6, "unsupported": [{}, {}],
+                      "model": {"total": 2, "supported": 2, "removed": 0, "unsupported": []}}}
+    out = extra_metrics(case, result)
+    assert out["factory_vs_trading_accuracy"] == pytest.approx(2 / 3)
+    assert out["constraint_satisfaction"] == pytest.approx(2 / 4)
+    assert out["groundedness"] == pytest.approx(8 / 10)
+    prices = _prices_by_category(MARKET_TABLES["US"])
+    category, values = next(iter(prices.items()))
+    import numpy as np
+    true = float(np.median(values))
+    result["market"] = {"market": "US", "category": {"category_id": int(category)},
+                        "price_band": {"median": true * 1.1}}
+    assert extra_metrics(case, result)["price_band_error"] == pytest.approx(0.1)
