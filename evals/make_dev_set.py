@@ -15,6 +15,10 @@ Cases (the eval-set contract of DESIGN.md; image paths relative to the jsonl fil
   product group (apparel, appliances, gear) so every group appears; the draw is prefix-stable: the
   first n cases of a kind are the same for every ``--per-kind`` >= n.
 
+- ``constraint``: reserved photos asked again with ``max_moq`` just below the source factory's MOQ
+  (another supplier of the product still qualifies): the visually best supplier must be left out
+  (``expect.excluded_supplier_ids``).
+
 Every case expects ``relevant_product_ids``, ``source_supplier_id`` and ``hs_heading`` as given by
 ``data/catalogs/demo/ground_truth.json``.
 
@@ -740,6 +744,40 @@ def degraded_cases(out_dir: Path, seed: int, per_kind: int,
     return cases
 
 
+CONSTRAINT_CASES = 20  # reserved photos re-asked with a constraint that excludes the source
+
+
+def constraint_cases(held_out: list[dict[str, Any]], catalog: Path = CATALOG_DIR,
+                     n: int = CONSTRAINT_CASES) -> list[dict[str, Any]]:
+    """Reserved photos asked again with ``max_moq`` set just below the source factory's MOQ and
+    at or above another supplier's: the visually best supplier must drop out of the shortlist
+    while another supplier of the product still qualifies. Products are taken in id order (one
+    case per product, the first of its reserved photos), the first ``n`` that allow it."""
+    import csv
+
+    with (catalog / "listings.csv").open(newline="", encoding="utf-8") as handle:
+        listings = list(csv.DictReader(handle))
+    cases, used = [], set()
+    for case in held_out:
+        product = case["expect"]["relevant_product_ids"][0]
+        source = case["expect"]["source_supplier_id"]
+        if product in used or len(cases) >= n:
+            continue
+        offers = [row for row in listings if row["product_id"] == product and row["moq"]]
+        source_moq = min((int(r["moq"]) for r in offers if r["supplier_id"] == source),
+                         default=None)
+        others = sorted(int(r["moq"]) for r in offers if r["supplier_id"] != source)
+        if source_moq is None or not others or others[0] >= source_moq:
+            continue
+        used.add(product)
+        limit = source_moq - 1
+        cases.append({"id": f"{SET_NAME}-constraint-{len(cases):03d}-{_slug(product)}",
+                      "image": case["image"], "market": case["market"],
+                      "constraints": {"max_moq": limit}, "tags": ["constraint"],
+                      "expect": {**case["expect"], "excluded_supplier_ids": [source]}})
+    return cases
+
+
 def build_dev_set(out_dir: str | Path = DEFAULT_OUT_DIR, seed: int = DEFAULT_SEED,
                   per_kind: int = DEFAULT_PER_KIND, catalog: Path = CATALOG_DIR,
                   reserved_set: Path = RESERVED_SET) -> Path:
@@ -751,8 +789,9 @@ def build_dev_set(out_dir: str | Path = DEFAULT_OUT_DIR, seed: int = DEFAULT_SEE
     images = out_dir / SET_NAME / "images"
     if images.exists():
         shutil.rmtree(images)
-    cases = held_out_cases(out_dir, catalog, reserved_set) + degraded_cases(out_dir, seed, per_kind,
-                                                                           catalog)
+    held_out = held_out_cases(out_dir, catalog, reserved_set)
+    cases = (held_out + degraded_cases(out_dir, seed, per_kind, catalog)
+             + constraint_cases(held_out, catalog))
     path = out_dir / f"{SET_NAME}.jsonl"
     path.write_bytes("".join(json.dumps(case, ensure_ascii=False) + "\n"
                              for case in cases).encode("utf-8"))

@@ -9,6 +9,8 @@ agent's own code:
     that meet every constraint, checked against the candidate's own fields (``max_moq`` vs
     ``moq``; ``max_unit_price`` vs the unit price at the quantity, else the minimum price;
     ``supplier_kind``; ``capabilities``; ``min_on_time_rate``). An unknown value fails.
+``excluded_supplier_rate``, needs ``excluded_supplier_ids``: 1 if none of those suppliers is in
+    the shortlist (a constraint case: the visually best supplier fails the constraint).
 ``groundedness`` (every case with claims): supported claims / all claims, the model's included.
 ``price_band_error`` (cases whose result names a marketplace category): relative error of the
     reported median price against the median recomputed here from the marketplace table
@@ -78,6 +80,9 @@ def extra_metrics(case: EvalCase, result: dict[str, Any]) -> dict[str, float]:
     if case.constraints and shortlist:
         out["constraint_satisfaction"] = float(np.mean([_meets(c, case.constraints)
                                                         for c in shortlist]))
+    if expect.get("excluded_supplier_ids"):
+        shown = {(c.get("supplier") or {}).get("supplier_id") for c in shortlist}
+        out["excluded_supplier_rate"] = float(not shown & set(expect["excluded_supplier_ids"]))
     grounding = result.get("grounding") or {}
     model = grounding.get("model") or {}
     total = (grounding.get("total") or 0) + (model.get("total") or 0)

@@ -34,10 +34,25 @@ def test_every_tag_has_its_cases(dev_cases):
     assert tags["unseen_colour"] > 0
     for kind in KINDS:
         assert tags[kind] >= 25, kind
+    assert tags["constraint"] == 20
     # a degraded case carries exactly its kind
     for c in dev_cases:
-        if "held_out_view" not in c.tags:
+        if "held_out_view" not in c.tags and "constraint" not in c.tags:
             assert len(c.tags) == 1 and c.tags[0] in KINDS
+
+
+def test_constraint_cases_exclude_the_source_and_leave_another_supplier(dev_cases):
+    import csv
+
+    with (REPO / "data" / "catalogs" / "demo" / "listings.csv").open(newline="") as handle:
+        listings = list(csv.DictReader(handle))
+    for c in (c for c in dev_cases if "constraint" in c.tags):
+        (product,) = c.expect["relevant_product_ids"]
+        (source,) = c.expect["excluded_supplier_ids"]
+        limit = c.constraints["max_moq"]
+        offers = [row for row in listings if row["product_id"] == product]
+        assert all(int(r["moq"]) > limit for r in offers if r["supplier_id"] == source)
+        assert any(int(r["moq"]) <= limit for r in offers if r["supplier_id"] != source)
 
 
 def test_held_out_views_are_the_reserved_photos_in_place(dev_cases):
@@ -60,7 +75,7 @@ def test_expectations_follow_the_ground_truth(dev_cases):
 
 
 def test_degraded_images_exist_and_are_small(dev_cases):
-    degraded = [c for c in dev_cases if "held_out_view" not in c.tags]
+    degraded = [c for c in dev_cases if c.tags[0] in KINDS]
     for c in dev_cases:
         assert c.image is not None and c.image.is_file(), c.id
     for c in degraded:
@@ -84,9 +99,9 @@ def test_regenerating_is_deterministic_and_prefix_stable(tmp_path):
         assert (tmp_path / "a" / relative).read_bytes() == (tmp_path / "b" / relative).read_bytes()
     # the small set's degraded cases are the first cases of each kind in the committed set
     small = load_eval_set(first)
-    assert len(small) == 177 + 2 * len(KINDS)
+    assert len(small) == 177 + 2 * len(KINDS) + 20
     committed = {json.loads(line)["id"]: line for line in DEV_SET.read_text().splitlines() if line}
     for line in first.read_text().splitlines():
         raw = json.loads(line)
-        if "held_out_view" not in raw["tags"]:
+        if raw["tags"][0] in KINDS:  # photos made here; the others point at the reserved photos
             assert committed[raw["id"]] == line
