@@ -174,3 +174,29 @@ def test_extra_metrics_by_hand():
     result["market"] = {"market": "US", "category": {"category_id": int(category)},
                         "price_band": {"median": true * 1.1}}
     assert extra_metrics(case, result)["price_band_error"] == pytest.approx(0.1)
+
+
+def test_every_bundled_set_passes_the_schema_check():
+    from pathlib import Path
+
+    from evals.sets import load_eval_set
+
+    sets = sorted((Path(__file__).resolve().parents[1] / "evals" / "sets").rglob("*.jsonl"))
+    assert len(sets) >= 3
+    for path in sets:
+        assert load_eval_set(path), path
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"id": "a", "market": "US", "title": "t", "expect": {"hs_heading": "61"}}',
+     "expect/hs_heading"),
+    ('{"id": "a", "market": "US", "title": "t", "tags": "crop"}', "tags"),
+    ('{"id": "a", "market": "US", "title": "t", "constraints": []}', "constraints"),
+])
+def test_a_case_breaking_the_schema_is_named(tmp_path, line, message):
+    from evals.sets import load_eval_set
+
+    path = tmp_path / "bad.jsonl"
+    path.write_text(line + "\n")
+    with pytest.raises(ValueError, match=f"bad.jsonl:1: {message}"):
+        load_eval_set(path)
