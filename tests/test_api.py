@@ -75,7 +75,7 @@ def test_async_run_streams_node_events_then_the_result(client):
     names = [name for name, _ in events]
     assert names[0] == "queued" and names[-1] == "succeeded"
     ends = {data["node"]: data for name, data in events if name == "node_end"}
-    assert set(ends) == {"intake", "supplier_match", "market", "compliance", "shortlist"}
+    assert set(ends) == {"intake", "supplier_match", "market", "compliance", "shortlist", "writer"}
     assert all(data["ms"] >= 0 for data in ends.values())
     starts = [data["node"] for name, data in events if name == "node_start"]
     assert starts[0] == "intake" and starts[-1] == "shortlist"

@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const NODES = ["intake", "supplier_match", "market", "compliance", "shortlist"];
+const NODES = ["intake", "supplier_match", "market", "compliance", "shortlist", "writer"];
 let queryPhotoUrl = null;
 
 function el(tag, attrs, ...children) {
