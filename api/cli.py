@@ -220,8 +220,14 @@ def eval_run(
     runner = _runner(_settings(), build_if_missing=True)
 
     def agent(case):
-        if case.image is None:
-            raise ValueError("text-only cases need the text agent")
+        if case.image is None:  # words only: the HS classifier answers (no photo to search)
+            from agents.market.hs import text_only_result
+
+            services = runner.services
+            if services.hs_classifier is None:
+                raise ValueError("text-only cases need the HS classifier")
+            return text_only_result(services.hs_classifier, services.text_embedder, case.title,
+                                    case.description)
         return runner.run_file(case.image, case.market, constraints=case.constraints or None)
 
     chosen = set_path or demo_set_path()

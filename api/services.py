@@ -6,7 +6,9 @@ import warnings
 
 from agents.compliance.rules import RuleBook
 from agents.context import Services
+from agents.market.hs import HSClassifier
 from agents.market.tools import AmazonMarketData
+from agents.market.trade import TradeData
 from api.settings import Settings
 from data.catalog.importer import load_catalog
 from data.catalog.schema import Catalog
@@ -79,4 +81,6 @@ def build_services(settings: Settings, build_index_if_missing: bool = False,
         market_data={"US": AmazonMarketData.load(settings.market_dir)},
         shortlist_size=settings.shortlist_size,
         reranker=reranker,
+        hs_classifier=HSClassifier.load(settings.data_dir / "trade"),
+        trade=TradeData(settings.data_dir / "trade"),
     )

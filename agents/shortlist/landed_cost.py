@@ -95,8 +95,9 @@ def landed_cost(trade: TradeData | None, evidence: dict[str, dict[str, Any]], *,
         missing.append("unit price unknown")
     qty_id = None
     if qty is not None:
-        qty_id = (ledger.derive("quantity", qty, [], "requested by the seller") if quantity
+        qty_id = (cite(evidence, "request", "constraints", "quantity", qty) if quantity
                   else cite(evidence, "listings.csv", lid, "moq", listing.moq))
+        cited.append(qty_id)
 
     # weight: the listing's, else the product's
     weight, weight_id = listing.weight_kg, None
@@ -177,6 +178,8 @@ def landed_cost(trade: TradeData | None, evidence: dict[str, dict[str, Any]], *,
                                  source_url=row.get("source_url"),
                                  effective_date=row.get("effective_date"),
                                  as_of=row.get("as_of")))
+            rate_ids.append(cite(evidence, "us_additional_duties.csv", row.record_id, "measure",
+                                 row.get("measure")))
             duty["additional"].append({"measure": row.get("measure"), "rate_pct": rate,
                                        "heading": row.get("chapter99_heading"),
                                        "legal_source": row.get("legal_source"),
