@@ -133,11 +133,6 @@ class TradeData:
         longest = max(len(row.get("hs_prefix")) for row in rows)
         return [row for row in rows if len(row.get("hs_prefix")) == longest]
 
-    def covers_additional(self, market: str, origin: str | None) -> bool:
-        """Whether the additional-duty table has any row for this market and origin."""
-        return any(row.get("market") == market and row.get("origin") == (origin or "")
-                   for row in self.additional)
-
     # -- freight -----------------------------------------------------------------------------
 
     def freight_rate(self, origin: str | None, market: str, mode: str) -> TableRow | None:
