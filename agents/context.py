@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from agents.compliance.rules import RuleBook
+    from agents.market.hs import HSClassifier
     from agents.market.tools import AmazonMarketData
+    from agents.market.trade import TradeData
     from data.catalog.schema import Catalog
     from retrieval.embedders.base import ImageEmbedder, TextEmbedder
     from retrieval.index import VectorIndex
@@ -40,6 +42,10 @@ class Services:
     clock: Callable[[], datetime] = utc_now
     # OpenAI-compatible chat client; None means the deterministic path answers
     llm: Any = None
+    # HS classifier over the nomenclature (uses text_embedder); None: HS codes read off listings
+    hs_classifier: HSClassifier | None = None
+    # tariff, freight and marketplace-fee tables for landed cost; None: landed cost unknown
+    trade: TradeData | None = None
 
     def load_catalog_image(self, relative: str) -> Image.Image:
         """A catalog photo by its path relative to the catalog folder (used by re-ranking)."""

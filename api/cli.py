@@ -236,10 +236,23 @@ def eval_run(
         agent_name = agent_spec
         record = provenance(settings=None, set_path=chosen)
     else:
-        # text-only cases run the compliance check alone; the image index is built only when needed
+        # text-only cases run the compliance check and the HS classifier on the words; the image
+        # index is built only when a case has a photo
         runner = (_runner(settings, build_if_missing=True)
                   if any(case.image is not None for case in cases) else None)
-        agent = ProjectAgent(runner, text_only_agent(_load_rulebook(settings.rules_dir)))
+        text_agent = None
+        if any(case.image is None for case in cases):
+            from agents.market.hs import HSClassifier
+            from retrieval.embedders.text import MiniLMTextEmbedder
+
+            services = runner.services if runner else None
+            text_agent = text_only_agent(
+                _load_rulebook(settings.rules_dir),
+                services.hs_classifier if services else HSClassifier.load(
+                    settings.data_dir / "trade"),
+                services.text_embedder if services else MiniLMTextEmbedder(
+                    settings.text_model_path))
+        agent = ProjectAgent(runner, text_agent)
         agent_name = agent.name
         record = provenance(runner.services if runner else None, settings, chosen)
     report = run_eval(cases, agent, out_dir, agent_name=agent_name, set_path=chosen,
@@ -491,6 +504,17 @@ def search_text(
     _print_hits(services, hits, as_json)
 
 
+def _money(cost: dict[str, Any] | None) -> str:
+    if not cost or cost.get("unit_cost") is None:
+        return "unknown"
+    mark = "" if cost.get("complete") else "*"
+    return f"{cost['unit_cost']:.2f}{mark} ({cost['freight']['mode']})"
+
+
+def _margin(margin: dict[str, Any] | None) -> str:
+    return "unknown" if not margin else f"{margin['per_unit']:.2f} ({margin['pct']:.0f}%)"
+
+
 def print_result(result: dict[str, Any]) -> None:
     """A readable summary of one result."""
     product = result["product"]
@@ -499,7 +523,7 @@ def print_result(result: dict[str, Any]) -> None:
               f" | HS candidates: {hs or 'unknown'}")
     table = Table(show_lines=False)
     for column in ("#", "supplier", "kind", "city", "listing", "sim", "price", "MOQ", "lead",
-                   "score", "compliance"):
+                   "landed", "margin", "score", "compliance"):
         table.add_column(column)
     for item in result["shortlist"]:
         supplier, price = item["supplier"], item["price"]
@@ -512,6 +536,7 @@ def print_result(result: dict[str, Any]) -> None:
                       item["listing"]["listing_id"], f"{item['similarity']:.3f}", price_text,
                       str(item["moq"] if item["moq"] is not None else "unknown"),
                       f"{item['lead_time_days']} d" if item["lead_time_days"] else "unknown",
+                      _money(item.get("landed_cost")), _margin(item.get("margin")),
                       f"{item['total']:.3f}",
                       (f"{len(missing)} gap(s), worst {worst}" if missing and worst
                        else f"{len(missing)} gap(s)" if missing else "covered"))
@@ -522,8 +547,16 @@ def print_result(result: dict[str, Any]) -> None:
         out.print(f"[bold]market[/] {market['market']}: '{category['name']}' "
                   f"(match {category['score']:.2f}) median {band['median']} {band['currency']}, "
                   f"p25-p75 {band['p25']}-{band['p75']} (n={band['n']})")
+        for niche in market.get("niches") or []:
+            out.print(f"  niche: {niche['label']}: {niche['demand_per_listing']} bought/listing "
+                      f"(category {niche['category_demand_per_listing']}), median stars "
+                      f"{niche['median_stars']} (category {niche['category_median_stars']})")
     else:
         out.print(f"[bold]market[/] {market.get('market')}: {market.get('reason', 'no data')}")
+    if any(item.get("landed_cost") and not item["landed_cost"].get("complete")
+           for item in result["shortlist"]):
+        out.print("  * landed cost without additional duties: none in the bundled table for "
+                  "this code and origin")
     requirements = result["compliance"].get("requirements") or []
     out.print(f"[bold]compliance[/] {result['compliance'].get('market')}: "
               f"{len(requirements)} requirement(s): "

@@ -6,8 +6,10 @@ import warnings
 
 from agents.compliance.rules import RuleBook
 from agents.context import Services
+from agents.market.hs import HSClassifier
 from agents.market.tools import AmazonMarketData
 from agents.llm.client import ChatClient
+from agents.market.trade import TradeData
 from api.settings import Settings
 from data.catalog.importer import load_catalog
 from data.catalog.schema import Catalog
@@ -81,4 +83,6 @@ def build_services(settings: Settings, build_index_if_missing: bool = False,
         shortlist_size=settings.shortlist_size,
         reranker=reranker,
         llm=ChatClient.from_settings(settings),
+        hs_classifier=HSClassifier.load(settings.data_dir / "trade"),
+        trade=TradeData(settings.data_dir / "trade"),
     )

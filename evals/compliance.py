@@ -77,13 +77,24 @@ def compliance_by_market(cases: Iterable[EvalCase], per_case: list[dict[str, Any
     return summary
 
 
-def text_only_agent(rulebook: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+def text_only_agent(rulebook: Any, hs_classifier: Any = None, text_embedder: Any = None
+                    ) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """An agent for requests without a photo: the text-only compliance check of their title and
-    description (no supplier search, no shortlist)."""
+    description, plus the HS classifier's candidates when one is given (no supplier search, no
+    shortlist)."""
     from agents.compliance.check import check_text
 
     def agent(request: dict[str, Any]) -> dict[str, Any]:
-        return check_text(request["market"], title=request.get("title"),
-                          description=request.get("description"), rulebook=rulebook)
+        title, description = request.get("title"), request.get("description")
+        result = check_text(request["market"], title=title, description=description,
+                            rulebook=rulebook)
+        if hs_classifier is not None and text_embedder is not None:
+            from agents.market.hs import text_only_result
+
+            classified = text_only_result(hs_classifier, text_embedder, title, description)
+            result["product"] = {**(result.get("product") or {}),
+                                 "hs_candidates": classified["product"]["hs_candidates"]}
+            result["evidence"] = {**(result.get("evidence") or {}), **classified["evidence"]}
+        return result
 
     return agent

@@ -23,6 +23,8 @@ Metrics of one case (a metric is computed only over the cases that carry its ``e
         1 if the expected source supplier is the supplier of the first / of one of the first three
         shortlist candidates (listing level), else 0.
     ``hs_heading@1``, needs ``hs_heading``: 1 if the first HS candidate's 4-digit heading equals it.
+    ``hs_heading_top1`` / ``hs_heading_top3``, need ``hs_heading``: 1 if the heading is that of
+        the first / of one of the first three HS candidates (``hs_heading_top1`` = ``hs_heading@1``).
     ``legal_act_recall``, needs ``required_legal_acts``: share of those acts among the compliance
         requirements of the result.
     ``unsupported_claims`` (every case): number of claims the grounding check could not support.
@@ -71,6 +73,8 @@ METRIC_KEYS = (
     "source_factory@1",
     "source_factory@3",
     "hs_heading@1",
+    "hs_heading_top1",
+    "hs_heading_top3",
     "legal_act_recall",
     "unsupported_claims",
 )
@@ -133,8 +137,10 @@ def case_metrics(case: EvalCase, result: dict[str, Any]) -> dict[str, float]:
         out["legal_act_recall"] = len(wanted_acts & acts) / len(wanted_acts)
     if expect.get("hs_heading"):
         candidates = (result.get("product") or {}).get("hs_candidates") or []
-        out["hs_heading@1"] = float(bool(candidates)
-                                    and str(candidates[0]["code"])[:4] == expect["hs_heading"])
+        headings = [str(candidate["code"])[:4] for candidate in candidates]
+        out["hs_heading@1"] = float(headings[:1] == [expect["hs_heading"]])
+        out["hs_heading_top1"] = out["hs_heading@1"]
+        out["hs_heading_top3"] = float(expect["hs_heading"] in headings[:3])
     grounding = result.get("grounding") or {}
     out["unsupported_claims"] = float(len(grounding.get("unsupported") or []))
     out.update(extra_metrics(case, result))

@@ -12,7 +12,8 @@ from evals.sets import EvalCase
 
 REQUIRED = ("product_recall@1", "product_recall@5", "product_recall@10", "mrr", "ndcg@10",
             "source_factory_precision@1", "latency_ms_p50", "latency_ms_p95", "source_factory@1",
-            "source_factory@3", "hs_heading@1", "legal_act_recall", "unsupported_claims", "n")
+            "source_factory@3", "hs_heading@1", "hs_heading_top1", "hs_heading_top3",
+            "legal_act_recall", "unsupported_claims", "n")
 
 
 def case(case_id: str = "c1", tags: tuple[str, ...] = (), **expect) -> EvalCase:
@@ -113,7 +114,17 @@ def test_metrics_appear_only_for_their_expect_keys():
               "grounding": {"unsupported": ["c1", "c2"]}}
     metrics = case_metrics(case(hs_heading="6110", required_legal_acts=["16 CFR 303", "15 USC 70"]),
                            result)
-    assert metrics == {"hs_heading@1": 1.0, "legal_act_recall": 0.5, "unsupported_claims": 2.0}
+    assert metrics == {"hs_heading@1": 1.0, "hs_heading_top1": 1.0, "hs_heading_top3": 1.0,
+                       "legal_act_recall": 0.5, "unsupported_claims": 2.0}
+
+
+def test_hs_heading_top3_counts_the_first_three_candidates_only():
+    codes = ["850940", "851671", "841451", "611020"]
+    result = {"product": {"hs_candidates": [{"code": code, "score": 0.2} for code in codes]}}
+    assert case_metrics(case(hs_heading="8516"), result)["hs_heading_top1"] == 0.0
+    assert case_metrics(case(hs_heading="8516"), result)["hs_heading_top3"] == 1.0
+    assert case_metrics(case(hs_heading="6110"), result)["hs_heading_top3"] == 0.0
+    assert case_metrics(case(hs_heading="6110"), {"product": {}})["hs_heading_top3"] == 0.0
 
 
 def test_overall_and_per_tag_means():

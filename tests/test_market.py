@@ -122,7 +122,18 @@ def _recompute(field: str, values: list) -> float | int:
         return len(values)
     if field == "best_sellers":
         return sum(bool(value) for value in values)
-    q = {"min": 0, "p25": 25, "median": 50, "p75": 75, "max": 100,
+    if field == "best_seller_share":
+        return round(sum(bool(value) for value in values) / len(values), 3)
+    if field in {"demand_per_listing", "category_demand_per_listing"}:
+        return round(sum(values) / len(values), 1)
+    if "." in field:  # a distribution bucket: count of values in [low, high)
+        from agents.market.tools import BOUGHT_BUCKETS, STAR_BUCKETS
+
+        name, key = field.split(".", 1)
+        buckets = BOUGHT_BUCKETS if name == "bought_distribution" else STAR_BUCKETS
+        low, high = next((lo, hi) for k, lo, hi in buckets if k == key)
+        return sum(1 for v in values if v >= low and (high is None or v < high))
+    q = {"min": 0, "p10": 10, "p25": 25, "median": 50, "p75": 75, "p90": 90, "max": 100,
          "bought_in_last_month_median": 50, "bought_in_last_month_p75": 75,
          "median_reviews": 50, "median_stars": 50}[field]
     return _percentile(values, q)
@@ -161,7 +172,20 @@ def test_node_in_graph_grounds_every_number(amazon: AmazonMarketData) -> None:
     # the section's evidence lists point at those derived records
     for section in ("price_band", "demand", "competition"):
         for eid in analysis[section]["evidence"]:
-            assert evidence[eid]["value"] == analysis[section][evidence[eid]["field"]]
+            field = evidence[eid]["field"]
+            value = analysis[section]
+            for part in field.split(".", 1):
+                value = value[part]
+            assert evidence[eid]["value"] == value
+    assert set(analysis["price_band"]) >= {"p10", "p25", "median", "p75", "p90", "n"}
+    assert sum(analysis["demand"]["bought_distribution"].values()) == 20
+    # every niche cites its figures, and each one beats the category on demand per listing
+    # while rating below its median
+    for niche in analysis["niches"]:
+        assert niche["demand_per_listing"] >= niche["category_demand_per_listing"]
+        assert niche["median_stars"] < niche["category_median_stars"]
+        held = {evidence[eid]["value"] for eid in niche["evidence"]}
+        assert {niche["n"], niche["demand_per_listing"], niche["median_stars"]} <= held
 
 
 def test_market_without_data_is_unavailable_with_a_warning(amazon: AmazonMarketData) -> None:
@@ -169,7 +193,7 @@ def test_market_without_data_is_unavailable_with_a_warning(amazon: AmazonMarketD
                                      context=_services(amazon, HashingTextEmbedder()))
     analysis = state["market_analysis"]
     assert analysis == {"market": "DE", "available": False,
-                        "reason": "no marketplace data bundled for DE"}
+                        "reason": "no marketplace data for DE"}
     assert len(state["warnings"]) == 1 and "DE" in state["warnings"][0]
     assert not state.get("evidence")
 

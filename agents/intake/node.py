@@ -72,6 +72,14 @@ def intake_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
         {"code": code, "score": round(votes / total_hs, 3), "evidence": hs_cites[code][:3]}
         for code, votes in sorted(hs_votes.items(), key=lambda item: -item[1])[:3]
     ]
+    if services.hs_classifier is not None and best is not None:
+        from agents.market.hs import cite_candidates
+
+        facts = {"category": category, "title": best.title, "material": best.material,
+                 "text": " ".join(filter(None, [state.get("title"), state.get("description")]))}
+        hs_candidates = cite_candidates(
+            services.hs_classifier.classify(services.text_embedder, facts), evidence,
+            getattr(services.text_embedder, "name", "text"))
     product = {
         "category": category,
         "category_score": round(category_votes[category] / total_category, 3) if category else None,

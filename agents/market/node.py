@@ -14,7 +14,14 @@ from langgraph.runtime import Runtime
 
 from agents.context import Services
 from agents.evidence import cite
-from agents.market.tools import PERCENTILE_METHOD, AmazonListing, AmazonMarketData
+from agents.market.tools import (
+    BOUGHT_BUCKETS,
+    PERCENTILE_METHOD,
+    STAR_BUCKETS,
+    AmazonListing,
+    AmazonMarketData,
+    segments,
+)
 from agents.state import State
 
 LISTINGS_SOURCE = "amazon_products.csv"
@@ -61,6 +68,63 @@ def _cite_stats(evidence: dict[str, dict[str, Any]], record_id: str, stats: dict
     return ids
 
 
+def _cite_buckets(evidence: dict[str, dict[str, Any]], record_id: str, name: str,
+                  counts: dict[str, int], buckets, input_ids: list[str]) -> list[str]:
+    """One derived record per bucket count of a distribution."""
+    ids = []
+    for key, low, high in buckets:
+        ids.append(cite(evidence, "derived", record_id, f"{name}.{key}", counts[key],
+                        inputs=list(input_ids),
+                        method=f"count of listings with value >= {low}"
+                               + (f" and < {high}" if high is not None else "")))
+    return ids
+
+
+def _niches(evidence: dict[str, dict[str, Any]], market: str, cid: int,
+            rows: list[AmazonListing], category_stars: float | None) -> list[dict[str, Any]]:
+    """Sub-segments where demand per listing is at least the category's and the median rating
+    is below the category's median: room for a better-rated product. Best demand first."""
+    if not rows:
+        return []
+    mean_demand = round(sum(row.bought_in_last_month for row in rows) / len(rows), 1)
+    bought_ids = [f"{LISTINGS_SOURCE}:{row.asin}:boughtInLastMonth" for row in rows]
+    mean_id = cite(evidence, "derived", f"niches:{market}:{cid}", "category_demand_per_listing",
+                   mean_demand, inputs=bought_ids,
+                   method="mean of boughtInLastMonth over the category's listings, 1 decimal")
+    stars_id = f"derived:competition:{market}:{cid}:median_stars"
+    out = []
+    for segment in segments(rows):
+        if segment["demand_per_listing"] is None or segment["median_stars"] is None:
+            continue
+        if category_stars is None or segment["demand_per_listing"] < mean_demand \
+                or segment["median_stars"] >= category_stars:
+            continue
+        members = segment["rows"]
+        record = f"niche:{market}:{cid}:{segment['label']}"
+        member_bought = [f"{LISTINGS_SOURCE}:{row.asin}:boughtInLastMonth" for row in members]
+        member_stars = [f"{LISTINGS_SOURCE}:{row.asin}:stars" for row in members
+                        if row.stars is not None]
+        ids = [cite(evidence, "derived", record, "n", segment["n"], inputs=member_bought,
+                    method="count of listings in the segment"),
+               cite(evidence, "derived", record, "demand_per_listing",
+                    segment["demand_per_listing"], inputs=member_bought,
+                    method="mean boughtInLastMonth over the segment, 1 decimal"),
+               cite(evidence, "derived", record, "median_stars", segment["median_stars"],
+                    inputs=member_stars, method=f"numpy.percentile(method="
+                                                f"{PERCENTILE_METHOD!r}), q=50"),
+               mean_id, stars_id]
+        if segment["kind"] == "price":  # the bracket's edges are the band's quartiles
+            ids += [f"derived:price_band:{market}:{cid}:{key}" for key in ("p25", "median", "p75")]
+        out.append({"kind": segment["kind"], "label": segment["label"], "n": segment["n"],
+                    "demand_per_listing": segment["demand_per_listing"],
+                    "median_stars": segment["median_stars"],
+                    "category_demand_per_listing": mean_demand,
+                    "category_median_stars": category_stars,
+                    "asins": [row.asin for row in members], "evidence": ids})
+    out.sort(key=lambda n: (-n["demand_per_listing"], n["label"]))
+    return out[:5]
+
+
 def analyse(data: AmazonMarketData, market: str, product: dict[str, Any], text_embedder: Any
             ) -> tuple[dict[str, Any], dict[str, dict[str, Any]], list[str]]:
     """``(market_analysis, evidence, warnings)`` for one product in a market with data."""
@@ -92,10 +156,10 @@ def analyse(data: AmazonMarketData, market: str, product: dict[str, Any], text_e
 
     price_ids, _ = _cite_listings(evidence, rows, "price", lambda row: row.price)
     band = data.price_band(cid)
-    band_inputs = {key: price_ids for key in ("n", "min", "p25", "median", "p75", "max")}
-    band_methods = {"n": "count of listings with a price", "min": f"{percentile}, q=0",
-                    "p25": f"{percentile}, q=25", "median": f"{percentile}, q=50",
-                    "p75": f"{percentile}, q=75", "max": f"{percentile}, q=100"}
+    quantiles = {"min": 0, "p10": 10, "p25": 25, "median": 50, "p75": 75, "p90": 90, "max": 100}
+    band_inputs = {key: price_ids for key in ("n", *quantiles)}
+    band_methods = {"n": "count of listings with a price",
+                    **{key: f"{percentile}, q={q}" for key, q in quantiles.items()}}
     band["evidence"] = _cite_stats(evidence, f"price_band:{market}:{cid}", band, band_inputs,
                                    band_methods)
 
@@ -111,16 +175,26 @@ def analyse(data: AmazonMarketData, market: str, product: dict[str, Any], text_e
          "bought_in_last_month_p75": f"{percentile}, q=75",
          "best_sellers": "count of listings with isBestSeller true"})
 
+    demand["evidence"] += _cite_buckets(evidence, f"demand:{market}:{cid}", "bought_distribution",
+                                        demand["bought_distribution"], BOUGHT_BUCKETS,
+                                        bought_ids)
+
     review_ids, _ = _cite_listings(evidence, rows, "reviews", lambda row: row.reviews)
     star_ids, _ = _cite_listings(evidence, rows, "stars", lambda row: row.stars)
     competition = data.competition(cid)
     competition["evidence"] = _cite_stats(
         evidence, f"competition:{market}:{cid}", competition,
         {"n_listings": bought_ids, "n_with_reviews": review_ids, "median_reviews": review_ids,
-         "n_rated": star_ids, "median_stars": star_ids},
+         "n_rated": star_ids, "median_stars": star_ids,
+         "best_seller_share": best_ids},
         {"n_listings": "count of listings", "n_with_reviews": "count of listings with reviews",
          "median_reviews": f"{percentile}, q=50", "n_rated": "count of rated listings",
-         "median_stars": f"{percentile}, q=50"})
+         "median_stars": f"{percentile}, q=50",
+         "best_seller_share": "listings with isBestSeller true / listings, 3 decimals"})
+    competition["evidence"] += _cite_buckets(
+        evidence, f"competition:{market}:{cid}", "rating_distribution",
+        competition["rating_distribution"], STAR_BUCKETS, star_ids)
+    niches = _niches(evidence, market, cid, rows, competition.get("median_stars"))
 
     analysis = {
         "market": market,
@@ -132,6 +206,7 @@ def analyse(data: AmazonMarketData, market: str, product: dict[str, Any], text_e
         "price_band": band,
         "demand": demand,
         "competition": competition,
+        "niches": niches,
     }
     return analysis, evidence, warnings
 
@@ -141,7 +216,7 @@ def market_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
     market = (state.get("market") or "").strip().upper()
     data = (services.market_data or {}).get(market)
     if data is None:
-        reason = f"no marketplace data bundled for {market or 'an unnamed market'}"
+        reason = f"no marketplace data for {market or 'an unnamed market'}"
         return {"market_analysis": {"market": market, "available": False, "reason": reason},
                 "warnings": [f"market: {reason}; price band, demand and competition are unknown"]}
     analysis, evidence, warnings = analyse(data, market, state.get("product") or {},

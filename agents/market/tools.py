@@ -14,6 +14,7 @@ and the figures are lower bounds.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,19 @@ if TYPE_CHECKING:
 CATEGORIES_FILE = "amazon_categories.csv"
 PRODUCTS_FILE = "amazon_products.csv"
 PERCENTILE_METHOD = "linear"
+PRICE_QUANTILES = (("min", 0), ("p10", 10), ("p25", 25), ("median", 50), ("p75", 75), ("p90", 90),
+                   ("max", 100))
+# units bought in the last month (Amazon shows "N+ bought" from 50 up; 0 = under 50 or not shown)
+BOUGHT_BUCKETS = (("under_50", 0, 50), ("50_99", 50, 100), ("100_499", 100, 500),
+                  ("500_999", 500, 1000), ("1000_plus", 1000, None))
+STAR_BUCKETS = (("under_3.5", 0, 3.5), ("3.5_3.9", 3.5, 4.0), ("4.0_4.4", 4.0, 4.5),
+                ("4.5_plus", 4.5, None))
+
+
+def bucket_counts(values: Sequence[float], buckets) -> dict[str, int]:
+    """How many values fall in each ``(name, low, high)`` bucket (low inclusive)."""
+    return {name: sum(1 for v in values if v >= low and (high is None or v < high))
+            for name, low, high in buckets}
 
 
 @dataclass(frozen=True)
@@ -160,7 +174,7 @@ class AmazonMarketData:
         """Price percentiles (USD) over the category's listings with a price; ``n`` of them."""
         prices = [row.price for row in self.listings_of(category_id) if row.price is not None]
         band: dict[str, Any] = {"currency": "USD", "n": len(prices)}
-        for key, q in (("min", 0), ("p25", 25), ("median", 50), ("p75", 75), ("max", 100)):
+        for key, q in PRICE_QUANTILES:
             band[key] = _stat(prices, q) if prices else None
         return band
 
@@ -175,6 +189,7 @@ class AmazonMarketData:
             "bought_in_last_month_median": _stat(bought, 50) if bought else None,
             "bought_in_last_month_p75": _stat(bought, 75) if bought else None,
             "best_sellers": sum(row.is_best_seller for row in rows),
+            "bought_distribution": bucket_counts(bought, BOUGHT_BUCKETS),
         }
 
     def competition(self, category_id: int | str) -> dict[str, Any]:
@@ -190,4 +205,52 @@ class AmazonMarketData:
             "median_reviews": _stat(reviews, 50) if reviews else None,
             "n_rated": len(stars),
             "median_stars": _stat(stars, 50) if stars else None,
+            "best_seller_share": round(sum(r.is_best_seller for r in rows) / len(rows), 3)
+            if rows else None,
+            "rating_distribution": bucket_counts(stars, STAR_BUCKETS),
         }
+
+
+NICHE_MIN_LISTINGS = 3  # a segment needs at least this many listings to be reported
+_STOPWORDS = frozenset("""a an and or the for with of in on to by from at as is are be this that
+your you our men women mens womens s x pack set new 1 2 3 4 5 6 7 8 9 10 inch""".split())
+
+
+def segments(rows: Sequence[AmazonListing]) -> list[dict[str, Any]]:
+    """Sub-segments of a category's listings: price brackets (below p25, p25 to median, median to
+    p75, above p75) and title keywords found in at least ``NICHE_MIN_LISTINGS`` titles. Each with
+    its listings' ASINs, demand per listing (mean bought-in-last-month) and median stars."""
+    out: list[dict[str, Any]] = []
+    priced = [row for row in rows if row.price is not None]
+    if len(priced) >= 2 * NICHE_MIN_LISTINGS:
+        prices = [row.price for row in priced]
+        edges = [_stat(prices, q) for q in (25, 50, 75)]
+        bounds = [(None, edges[0]), (edges[0], edges[1]), (edges[1], edges[2]), (edges[2], None)]
+        for low, high in bounds:
+            members = [row for row in priced if (low is None or row.price > low)
+                       and (high is None or row.price <= high)]
+            label = (f"price up to {high}" if low is None else
+                     f"price over {low}" if high is None else f"price {low} to {high}")
+            out.append({"kind": "price", "label": label, "low": low, "high": high,
+                        "rows": members})
+    counts: dict[str, list[AmazonListing]] = {}
+    for row in rows:
+        words = {w for w in re.findall(r"[a-z][a-z0-9-]+", row.title.lower())
+                 if w not in _STOPWORDS and len(w) > 2}
+        for word in words:
+            counts.setdefault(word, []).append(row)
+    keywords = sorted((w for w, members in counts.items()
+                       if NICHE_MIN_LISTINGS <= len(members) < len(rows)),
+                      key=lambda w: (-len(counts[w]), w))[:12]
+    for word in keywords:
+        out.append({"kind": "keyword", "label": f"'{word}' in the title", "keyword": word,
+                    "rows": counts[word]})
+    for segment in out:
+        members = segment["rows"]
+        stars = [row.stars for row in members if row.stars is not None]
+        segment["n"] = len(members)
+        segment["demand_per_listing"] = round(
+            sum(row.bought_in_last_month for row in members) / len(members), 1) if members \
+            else None
+        segment["median_stars"] = _stat(stars, 50) if stars else None
+    return [segment for segment in out if segment["n"] >= NICHE_MIN_LISTINGS]

@@ -12,6 +12,7 @@ from agents.compliance.tools import certificate_gaps, gap_summary
 from agents.context import Services
 from agents.evidence import cite
 from agents.shortlist.grounding import ground
+from agents.shortlist.landed_cost import landed_cost
 from agents.state import State
 from agents.supplier_match.tools import Constraints, unit_price_at
 from data.catalog.schema import Listing, Supplier
@@ -20,13 +21,52 @@ from data.catalog.schema import Listing, Supplier
 # given for what the catalog does not state, and the candidate lists it under ``unknown``.
 DEFAULT_WEIGHTS = {
     "visual": 0.40,
-    "price": 0.15,
-    "moq": 0.10,
-    "responsiveness": 0.06,
-    "reliability": 0.09,
-    "source": 0.15,
+    "price": 0.14,
+    "moq": 0.09,
+    "responsiveness": 0.05,
+    "reliability": 0.08,
+    "cross_border": 0.05,
+    "source": 0.14,
     "compliance": 0.05,
 }
+EU_MEMBERS = frozenset("AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO "
+                       "SE SI SK".split())
+
+
+def resolve_weights(requested: dict[str, float] | None) -> dict[str, float]:
+    """The default weights overridden by the request, normalised to sum 1. An unknown criterion
+    or a negative weight is refused with the known names."""
+    requested = dict(requested or {})
+    unknown = set(requested) - set(DEFAULT_WEIGHTS)
+    if unknown:
+        raise ValueError(f"unknown weight(s): {', '.join(sorted(unknown))}; known: "
+                         f"{', '.join(DEFAULT_WEIGHTS)}")
+    weights = {**DEFAULT_WEIGHTS}
+    for name, value in requested.items():
+        try:
+            weights[name] = float(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"weight {name}: expected a number, got {value!r}") from exc
+        if weights[name] < 0:
+            raise ValueError(f"weight {name}: must not be negative, got {value!r}")
+    total = sum(weights.values())
+    if total <= 0:
+        raise ValueError("weights: at least one must be positive")
+    return {name: round(value / total, 6) for name, value in weights.items()}
+
+
+def cross_border_parts(supplier: Supplier, market: str) -> dict[str, bool]:
+    """Cross-border readiness facts the catalog states: exports to the target market, speaks
+    English, offers dropshipping. A fact the catalog leaves empty is left out."""
+    parts: dict[str, bool] = {}
+    if supplier.export_markets:
+        targets = EU_MEMBERS if market == "EU" else {market}
+        parts["exports_to_market"] = bool(targets & set(supplier.export_markets))
+    if supplier.languages:
+        parts["english"] = "English" in supplier.languages
+    if supplier.capabilities:
+        parts["dropship"] = "dropship" in supplier.capabilities
+    return parts
 # visual score = exp((similarity - best similarity in the run) / VISUAL_TEMPERATURE): the closest
 # match scores 1 and a candidate 0.1 behind scores about 0.37, so a clearly better photo match
 # outweighs small differences in price or service (0.1 was chosen on the demo eval set, see README)
@@ -37,7 +77,7 @@ RESPONSE_HOURS_SCALE = 24.0  # a reply within 0 h scores 1, after 24 h or more s
 
 def _criteria(listing: Listing, supplier: Supplier, similarity: float, best_similarity: float,
               cheapest: float | None, quantity: int | None, gaps: list[dict[str, Any]],
-              is_source: bool) -> dict[str, float | None]:
+              is_source: bool, market: str = "") -> dict[str, float | None]:
     price = unit_price_at(listing, quantity)
     visual = math.exp(min(0.0, similarity - best_similarity) / VISUAL_TEMPERATURE)
     scores: dict[str, float | None] = {"visual": round(visual, 4)}
@@ -55,6 +95,9 @@ def _criteria(listing: Listing, supplier: Supplier, similarity: float, best_simi
     rates = [rate for rate in (supplier.on_time_rate, supplier.dispatch_48h_rate,
                                supplier.repurchase_rate) if rate is not None]
     scores["reliability"] = round(sum(rates) / len(rates), 4) if rates else None
+    parts_cb = cross_border_parts(supplier, market)
+    scores["cross_border"] = round(sum(parts_cb.values()) / len(parts_cb), 4) if parts_cb \
+        else None
     # the maker over re-sellers: the named source of its product group 1, another factory 0.5
     if is_source:
         scores["source"] = 1.0
@@ -65,6 +108,78 @@ def _criteria(listing: Listing, supplier: Supplier, similarity: float, best_simi
     else:
         scores["compliance"] = None
     return scores
+
+
+def _score_evidence(listing: Listing, supplier: Supplier, candidate: dict[str, Any],
+                    quantity: int | None, evidence: dict[str, dict[str, Any]]
+                    ) -> dict[str, list[str]]:
+    """The evidence each criterion's score used (cited into ``evidence``)."""
+    sid, lid = supplier.supplier_id, listing.listing_id
+
+    def sup(*fields: str) -> list[str]:
+        return [cite(evidence, "suppliers.csv", sid, f, _plain(getattr(supplier, f)))
+                for f in fields if getattr(supplier, f) not in (None, ())]
+
+    price_ids = []
+    tiers = sorted(listing.attributes.get("price_tiers") or [], key=lambda t: t["min_qty"])
+    if tiers:
+        tier = next((t for t in reversed(tiers) if quantity and quantity >= t["min_qty"]),
+                    tiers[0])
+        price_ids.append(cite(evidence, "listings.csv", lid,
+                              f"price_tiers[min_qty={tier['min_qty']}].unit_price",
+                              float(tier["unit_price"]), min_qty=tier["min_qty"]))
+    elif listing.price_max is not None:
+        price_ids.append(cite(evidence, "listings.csv", lid, "price_max", listing.price_max))
+    return {
+        "visual": [candidate["match_evidence"]],
+        "price": price_ids,
+        "moq": [cite(evidence, "listings.csv", lid, "moq", listing.moq)]
+        if listing.moq is not None else [],
+        "responsiveness": sup("response_rate", "response_hours"),
+        "reliability": sup("on_time_rate", "dispatch_48h_rate", "repurchase_rate"),
+        "cross_border": sup("export_markets", "languages", "capabilities"),
+        "source": sup("kind"),
+        "compliance": sup("certifications"),
+    }
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _cost_claims(rank: int, cost: dict[str, Any], margin: dict[str, Any] | None,
+                 evidence: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Claims stating the landed cost, its parts, the duty and the margin (each cited)."""
+    claims: list[dict[str, Any]] = []
+    about = f"shortlist[{rank - 1}].landed_cost"
+    duty = cost.get("duty") or {}
+    if duty.get("rate_pct") is not None:
+        parts = [f"{_fmt(duty['general_rate_pct'])} % general rate"]
+        parts += [f"{_fmt(a['rate_pct'])} % {a['measure']}" for a in duty["additional"]]
+        ids = [eid for eid in cost["evidence"] if eid.endswith(":duty_rate_pct")]
+        ids += evidence[ids[0]]["inputs"] if ids else []
+        claims.append({"id": f"c{rank}-duty", "about": about,
+                       "text": f"Import duty {_fmt(duty['rate_pct'])} %: " + " + ".join(parts),
+                       "evidence": ids})
+    if cost.get("unit_cost") is None:
+        return claims
+    freight, fees = cost["freight"], cost["fees"]
+    ids = list(cost["evidence"])
+    claims.append({
+        "id": f"c{rank}-landed", "about": about,
+        "text": (f"Landed cost per unit at {_fmt(cost['quantity'])} pieces by {freight['mode']}: "
+                 f"{_fmt(cost['unit_cost'])} USD = unit price {_fmt(cost['unit_price'])} + "
+                 f"freight {_fmt(freight['per_unit'])} + duty {_fmt(duty['per_unit'])} + "
+                 f"referral fee {_fmt(fees['referral_per_unit'])} + fulfilment fee "
+                 f"{_fmt(fees['fulfilment_per_unit'])}"),
+        "evidence": ids})
+    if margin is not None:
+        claims.append({
+            "id": f"c{rank}-margin", "about": f"shortlist[{rank - 1}].margin",
+            "text": (f"Margin at the market median price {_fmt(margin['sale_price'])} USD: "
+                     f"{_fmt(margin['per_unit'])} USD per unit ({_fmt(margin['pct'])} %)"),
+            "evidence": list(margin["evidence"])})
+    return claims
 
 
 def _fmt(value: Any) -> str:
@@ -160,7 +275,7 @@ def shortlist_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
     services = runtime.context
     catalog = services.catalog
     constraints = Constraints.from_dict(state.get("constraints"))
-    weights = {**DEFAULT_WEIGHTS, **(state.get("weights") or {})}
+    weights = resolve_weights(state.get("weights"))
     evidence: dict[str, dict[str, Any]] = dict(state.get("evidence") or {})
     compliance = state.get("compliance") or {}
     requirements = compliance.get("requirements") or []
@@ -182,15 +297,34 @@ def shortlist_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
         scores = _criteria(listing, supplier, candidate["match_score"], best_similarity,
                            cheapest.get(candidate.get("product_key", candidate["product_id"])),
                            constraints.quantity, gaps,
-                           candidate.get("is_source", False))
+                           candidate.get("is_source", False), state.get("market") or "")
         total = round(sum(weights[name] * (value or 0.0) for name, value in scores.items()), 4)
         scored.append((total, candidate, listing, supplier, scores, gaps))
     scored.sort(key=lambda item: (-item[0], item[1]["listing_id"]))
 
     shortlist, claims = [], []
     size = state.get("top_k") or services.shortlist_size
+    product = state.get("product") or {}
+    band = market.get("price_band") or {}
+    sale_price = band.get("median") if market.get("available") else None
+    sale_id = (f"derived:price_band:{market.get('market')}:"
+               f"{(market.get('category') or {}).get('category_id')}:median")
+    if sale_id not in evidence:
+        sale_price = None
+    top_hs = (product.get("hs_candidates") or [{}])[0]
     for rank, (total, candidate, listing, supplier, scores, gaps) in enumerate(scored[:size], 1):
         candidate_claims = _candidate_claims(rank, listing, supplier, candidate, evidence)
+        score_evidence = _score_evidence(listing, supplier, candidate, constraints.quantity,
+                                         evidence)
+        hs_code = top_hs.get("code") or listing.hs_code
+        cost, margin = landed_cost(
+            services.trade, evidence, market=state.get("market") or "", listing=listing,
+            supplier=supplier, hs_code=hs_code, quantity=constraints.quantity,
+            sale_price=sale_price, sale_price_id=sale_id if sale_price is not None else None)
+        cost["hs_code"] = hs_code
+        cost["hs_code_basis"] = ("product classification" if top_hs.get("code")
+                                 else "the listing's declared code")
+        candidate_claims += _cost_claims(rank, cost, margin, evidence)
         claims.extend(candidate_claims)
         shortlist.append({
             "rank": rank,
@@ -212,11 +346,12 @@ def shortlist_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
             "lead_time_days": listing.lead_time_days,
             "weight_kg": listing.weight_kg,
             "scores": scores,
+            "score_evidence": score_evidence,
             "weights": weights,
             "unknown": sorted(name for name, value in scores.items() if value is None),
             "total": total,
-            "landed_cost": None,
-            "margin": None,
+            "landed_cost": cost,
+            "margin": margin,
             "compliance": gap_summary(gaps),
             "claims": [item["id"] for item in candidate_claims],
         })
@@ -224,7 +359,6 @@ def shortlist_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
     claims.extend(_compliance_claims(compliance))
     kept, grounding = ground(claims, evidence)
 
-    product = state.get("product") or {}
     result = {
         "request": {"market": state.get("market"), "image": state.get("image_name"),
                     "image_sha256": product.get("image_sha256"),

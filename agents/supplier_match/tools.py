@@ -30,6 +30,9 @@ class Constraints:
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> Constraints:
         raw = dict(raw or {})
+        if "required_capabilities" in raw:  # the wording, same meaning
+            raw["capabilities"] = [*(raw.get("capabilities") or []),
+                                   *(raw.pop("required_capabilities") or [])]
         unknown = set(raw) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown constraint(s): {', '.join(sorted(unknown))}; "
