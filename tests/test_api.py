@@ -78,7 +78,7 @@ def test_async_run_streams_node_events_then_the_result(client):
     assert set(ends) == {"intake", "supplier_match", "market", "compliance", "shortlist", "writer"}
     assert all(data["ms"] >= 0 for data in ends.values())
     starts = [data["node"] for name, data in events if name == "node_start"]
-    assert starts[0] == "intake" and starts[-1] == "shortlist"
+    assert starts[0] == "intake" and starts[-1] == "writer"
     record = client.get(f"/v1/runs/{run_id}").json()
     assert record["status"] == "succeeded"
     assert record["result"]["compliance"]["rules_market"] == "EU"

@@ -244,6 +244,7 @@ def test_shortlist_candidate_shows_gaps_with_severity(rulebook: RuleBook) -> Non
                         text_embedder=None, rulebook=rulebook)
     candidates = [{"listing_id": lid, "supplier_id": listing.supplier_id, "product_id": "P1",
                    "match_score": 0.9, "similarity": 0.9, "similarity_evidence": "none",
+                   "match_evidence": "none",
                    "matched_image": listing.images[0]} for lid, listing in listings.items()]
     product = {"category": "Kitchen -> Kettles", "title": "Electric kettle",
                "attributes": {"voltage": "220-240V", "connectivity": "none"},
