@@ -29,7 +29,7 @@ fuzz-api: install
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests/test_api_fuzz.py
 
 eval: install
-	HF_HUB_OFFLINE=1 $(VENV)/bin/sourcing eval run --set evals/sets/demo_reserved.jsonl --out var/eval/demo_reserved
+	HF_HUB_OFFLINE=1 $(VENV)/bin/sourcing eval run --set evals/sets/demo_reserved/demo_reserved.jsonl --out var/eval/demo_reserved
 
 index: install
 	HF_HUB_OFFLINE=1 $(VENV)/bin/sourcing index build --catalog data/catalogs/demo --out var/index/demo

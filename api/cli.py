@@ -201,7 +201,7 @@ def demo() -> None:
 def demo_set_path() -> Path:
     from api.settings import REPO_ROOT
 
-    return REPO_ROOT / "evals" / "sets" / "demo_reserved.jsonl"
+    return REPO_ROOT / "evals" / "sets" / "demo_reserved" / "demo_reserved.jsonl"
 
 
 @eval_app.command("run")

@@ -1,14 +1,14 @@
 """Build the dev eval set: reserved seller photos plus degraded copies of source-factory photos.
 
-    python -m evals.make_dev_set [--seed 11] [--per-kind 25] [--out-dir evals/sets]
+    python -m evals.make_dev_set [--seed 11] [--per-kind 25] [--out-dir evals/sets/dev]
 
-writes ``<out-dir>/dev.jsonl`` and the degraded photos under ``<out-dir>/dev/images/<kind>/``.
+writes ``<out-dir>/dev.jsonl`` and the degraded photos under ``<out-dir>/images/<kind>/``.
 
 Cases (the eval-set contract of DESIGN.md; image paths relative to the jsonl file):
 
 - ``held_out_view``: every reserved query photo of the demo catalog (``data/catalogs/demo/queries``),
   referenced in place, with the same case ids and the extra ``unseen_colour`` tag as
-  ``evals/sets/demo_reserved.jsonl``.
+  ``evals/sets/demo_reserved/demo_reserved.jsonl``.
 - one tag per degradation kind (``crop``, ``rotate``, ``jpeg``, ``caption``, ``background``,
   ``screen_photo``), ``--per-kind`` cases each: a photo of the source factory's own listing of a
   product, degraded as a seller's upload would be. Products are drawn per kind, stratified by
@@ -49,8 +49,8 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CATALOG_DIR = REPO_ROOT / "data" / "catalogs" / "demo"
-RESERVED_SET = REPO_ROOT / "evals" / "sets" / "demo_reserved.jsonl"
-DEFAULT_OUT_DIR = REPO_ROOT / "evals" / "sets"
+RESERVED_SET = REPO_ROOT / "evals" / "sets" / "demo_reserved" / "demo_reserved.jsonl"
+DEFAULT_OUT_DIR = REPO_ROOT / "evals" / "sets" / "dev"
 SET_NAME = "dev"
 DEFAULT_SEED = 11
 DEFAULT_PER_KIND = 25
@@ -737,7 +737,7 @@ def degraded_cases(out_dir: Path, seed: int, per_kind: int,
                 with Image.open(rng.choice(others).image) as opened:
                     other = opened.convert("RGB")
             degraded, quality = DEGRADATIONS[kind](img, rng, other=other)
-            relative = Path(SET_NAME) / "images" / kind / f"{case_id}.jpg"
+            relative = Path("images") / kind / f"{case_id}.jpg"
             _save_jpeg(_fit(degraded), out_dir / relative, quality)
             cases.append({"id": case_id, "image": relative.as_posix(), "market": MARKET,
                           "tags": [kind], "expect": source.expect})
@@ -781,12 +781,12 @@ def constraint_cases(held_out: list[dict[str, Any]], catalog: Path = CATALOG_DIR
 def build_dev_set(out_dir: str | Path = DEFAULT_OUT_DIR, seed: int = DEFAULT_SEED,
                   per_kind: int = DEFAULT_PER_KIND, catalog: Path = CATALOG_DIR,
                   reserved_set: Path = RESERVED_SET) -> Path:
-    """Write ``<out_dir>/dev.jsonl`` and ``<out_dir>/dev/images/``; return the jsonl path.
+    """Write ``<out_dir>/dev.jsonl`` and ``<out_dir>/images/``; return the jsonl path.
 
     The images folder is emptied first, so it holds exactly the photos of this set.
     """
     out_dir = Path(out_dir).resolve()
-    images = out_dir / SET_NAME / "images"
+    images = out_dir / "images"
     if images.exists():
         shutil.rmtree(images)
     held_out = held_out_cases(out_dir, catalog, reserved_set)
@@ -804,7 +804,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--per-kind", type=int, default=DEFAULT_PER_KIND,
                         help="degraded cases per degradation kind")
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR,
-                        help="folder for dev.jsonl and dev/images/")
+                        help="folder for dev.jsonl and images/")
     args = parser.parse_args(argv)
     path = build_dev_set(args.out_dir, seed=args.seed, per_kind=args.per_kind)
     lines = path.read_text(encoding="utf-8").splitlines()

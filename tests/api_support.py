@@ -13,7 +13,7 @@ from PIL import Image
 from tests.conftest import DEMO_CATALOG
 
 QUERY_PHOTO = DEMO_CATALOG / "queries" / "mh01-gray_back.jpg"  # reserved: in no listing
-QUERY_SUPPLIER = "S013"  # its source factory (evals/sets/demo_reserved.jsonl)
+QUERY_SUPPLIER = "S013"  # its source factory (evals/sets/demo_reserved/demo_reserved.jsonl)
 
 
 @contextmanager

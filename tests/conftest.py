@@ -14,7 +14,7 @@ for variable in ("SOURCING_LLM_BASE_URL", "SOURCING_LLM_API_KEY", "OPENAI_API_KE
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CATALOG = REPO / "data" / "catalogs" / "demo"
-DEMO_SET = REPO / "evals" / "sets" / "demo_reserved.jsonl"
+DEMO_SET = REPO / "evals" / "sets" / "demo_reserved" / "demo_reserved.jsonl"
 
 
 @pytest.fixture(scope="session")

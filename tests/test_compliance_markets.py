@@ -30,7 +30,7 @@ from evals.sets import EvalCase, load_eval_set
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "data" / "rules" / "compliance"
-GOLD = ROOT / "evals" / "sets" / "compliance_gold.jsonl"
+GOLD = ROOT / "evals" / "sets" / "compliance_gold" / "compliance_gold.jsonl"
 EU_ACT = re.compile(r"/EU$|/EC$|/EEC$|\(EU\)|\(EC\)")
 KETTLE = "electric kettle 2200W 230V"
 

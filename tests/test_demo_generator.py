@@ -17,7 +17,7 @@ from data.demo import generator
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "data" / "catalogs" / "demo"
-EVAL_SET = REPO / "evals" / "sets" / "demo_reserved.jsonl"
+EVAL_SET = REPO / "evals" / "sets" / "demo_reserved" / "demo_reserved.jsonl"
 
 
 def _digests(root: Path) -> dict[str, str]:

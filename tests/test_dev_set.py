@@ -13,7 +13,7 @@ from evals.make_dev_set import KINDS, build_dev_set
 from evals.sets import load_eval_set
 
 REPO = Path(__file__).resolve().parents[1]
-DEV_SET = REPO / "evals" / "sets" / "dev.jsonl"
+DEV_SET = REPO / "evals" / "sets" / "dev" / "dev.jsonl"
 DEV_IMAGES = REPO / "evals" / "sets" / "dev" / "images"
 QUERIES = REPO / "data" / "catalogs" / "demo" / "queries"
 TRUTH = REPO / "data" / "catalogs" / "demo" / "ground_truth.json"
@@ -57,7 +57,7 @@ def test_constraint_cases_exclude_the_source_and_leave_another_supplier(dev_case
 
 def test_held_out_views_are_the_reserved_photos_in_place(dev_cases):
     reserved = [json.loads(line) for line in
-                (REPO / "evals" / "sets" / "demo_reserved.jsonl").read_text().splitlines() if line]
+                (REPO / "evals" / "sets" / "demo_reserved" / "demo_reserved.jsonl").read_text().splitlines() if line]
     by_id = {c.id: c for c in dev_cases}
     for raw in reserved:
         c = by_id[raw["id"]]

@@ -40,7 +40,7 @@ Output (the supplier-catalog contract in DESIGN.md):
 * ``ground_truth.json``: per product the source factory, all suppliers and listings offering it,
   its reserved query photos and HS code.
 * ``README.md``: what is real and what is generated, and these numbers.
-* and, from the command line, the eval set ``evals/sets/demo_reserved.jsonl``: one case per
+* and, from the command line, the eval set ``evals/sets/demo_reserved/demo_reserved.jsonl``: one case per
   reserved photo.
 
 Ratios and ranges (the constants below):
@@ -92,7 +92,7 @@ from PIL import Image, ImageDraw, ImageFont
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SOURCES = REPO_ROOT / "data" / "catalogs"
 DEFAULT_OUT = DEFAULT_SOURCES / "demo"
-DEFAULT_EVAL_SET = REPO_ROOT / "evals" / "sets" / "demo_reserved.jsonl"
+DEFAULT_EVAL_SET = REPO_ROOT / "evals" / "sets" / "demo_reserved" / "demo_reserved.jsonl"
 DEFAULT_SEED = 7
 SOURCE_CATALOGS = ("luma", "appliances")
 
@@ -1024,7 +1024,7 @@ Regenerate (byte-identical for the same seed):
 python -m data.demo.generator --out data/catalogs/demo --seed {summary['seed']}
 ```
 
-This writes this folder and the eval set `evals/sets/demo_reserved.jsonl`.
+This writes this folder and the eval set `evals/sets/demo_reserved/demo_reserved.jsonl`.
 
 ## Contents
 
@@ -1046,7 +1046,7 @@ copies of 1 to {TRADER_PHOTOS_MAX} of those photos. All listings of one product 
 {RESERVE_MIN_PHOTOS} or more photos, kept out of every listing: the "seller's own photo". A \
 non-`main` view of a colour that still has another photo is preferred; products whose colours have \
 one photo each (the appliances and a few garments) give another colour instead. The eval set \
-`evals/sets/demo_reserved.jsonl` has one case per reserved photo.
+`evals/sets/demo_reserved/demo_reserved.jsonl` has one case per reserved photo.
 - `ground_truth.json`: per product the source factory, every supplier and listing offering it, the \
 reserved photos and the HS code.
 
@@ -1074,7 +1074,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="folder holding the luma/ and appliances/ source catalogs")
     parser.add_argument("--eval-set", type=Path, default=None,
                         help="where to write the eval set of reserved photos (default: "
-                             "evals/sets/demo_reserved.jsonl when --out is the default folder, "
+                             "evals/sets/demo_reserved/demo_reserved.jsonl when --out is the default folder, "
                              "else none)")
     parser.add_argument("--limit-products", type=int, default=None,
                         help="at most this many products per source catalog")

@@ -43,7 +43,7 @@ product of two descriptors is a weighted sum of per-block similarities (by weigh
 A mean-colour layout grid and a silhouette were dropped: both describe the pose of the photo
 rather than the product and made other-view matches worse (v3 re-tried a silhouette HOG beside the
 shape block: it helped unseen appliance colours but cost more on garments' other views).
-The shape block's weight (1.0) was chosen on evals/sets/dev.jsonl among 0, 0.5, 1, 1.5, 2: higher
+The shape block's weight (1.0) was chosen on evals/sets/dev/dev.jsonl among 0, 0.5, 1, 1.5, 2: higher
 weights raise unseen-colour recall but lower held-out garment views at rank 1.
 """
 
