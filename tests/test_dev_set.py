@@ -56,8 +56,8 @@ def test_constraint_cases_exclude_the_source_and_leave_another_supplier(dev_case
 
 
 def test_held_out_views_are_the_reserved_photos_in_place(dev_cases):
-    reserved = [json.loads(line) for line in
-                (REPO / "evals" / "sets" / "demo_reserved" / "demo_reserved.jsonl").read_text().splitlines() if line]
+    reserved_set = REPO / "evals" / "sets" / "demo_reserved" / "demo_reserved.jsonl"
+    reserved = [json.loads(line) for line in reserved_set.read_text().splitlines() if line]
     by_id = {c.id: c for c in dev_cases}
     for raw in reserved:
         c = by_id[raw["id"]]
