@@ -57,9 +57,11 @@ def test_result_carries_all_three_branches_and_timings(result):
         assert output["timings"][node] >= 0
 
 
-def test_eu_run_flags_eu_law(runner, demo_cases):
+@pytest.mark.parametrize("market", ["EU", "de"])  # a member state is answered by the EU's rules
+def test_eu_run_flags_eu_law(runner, demo_cases, market):
     appliance = next(c for c in demo_cases if "toaster" in c.id or "kettle" in c.id)
-    output = runner.run_file(appliance.image, "EU")
+    output = runner.run_file(appliance.image, market)
+    assert output["request"]["market"] == "EU"
     acts = {req["legal_act"] for req in output["compliance"]["requirements"]}
     assert "2014/35/EU" in acts
     assert output["market"]["available"] is False  # no EU marketplace data is bundled

@@ -50,6 +50,15 @@ class MeanColourEmbedder:
 class FixedRules:
     markets = ["US"]
 
+    def market_rules(self, market):
+        from types import SimpleNamespace
+
+        from agents.compliance.rules import UnknownMarketError
+
+        if market.strip().upper() != "US":
+            raise UnknownMarketError(f"unknown market {market!r}; known markets: US")
+        return SimpleNamespace(market="US")
+
 
 COLOURS = {"red": (230, 20, 20), "green": (20, 200, 40), "blue": (20, 40, 220)}
 

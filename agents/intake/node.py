@@ -13,7 +13,6 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agents.compliance.rules import UnknownMarketError
 from agents.context import Services
 from agents.evidence import cite
 from agents.state import State
@@ -25,11 +24,9 @@ VOTERS = 10  # nearest listings that vote on category and HS code
 
 def intake_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
     services = runtime.context
-    market = (state.get("market") or "").strip().upper()
-    known = sorted(services.rulebook.markets)
-    if market not in known:
-        raise UnknownMarketError(
-            f"unknown market {state.get('market')!r}; known markets: {', '.join(known)}")
+    # a member state (DE) is answered by its union's rules (EU); an unknown code is refused with
+    # the list of known ones
+    market = services.rulebook.market_rules(state.get("market") or "").market
     image_bytes = state.get("image_bytes")
     if not image_bytes:
         raise ValueError("no image given: intake needs the product photo")
