@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_PHOTO = HERE.parents[1] / "data" / "catalogs" / "demo" / "queries" / "mh03-black_back.jpg"
+REPO = HERE.parents[1]
+DEFAULT_PHOTO = REPO / "data" / "catalogs" / "demo" / "queries" / "mh03-black_back.jpg"
 
 
 def main() -> None:
@@ -23,7 +24,8 @@ def main() -> None:
     parser.add_argument("--constraints", default="{}", help='e.g. \'{"max_moq": 50}\'')
     parser.add_argument("--weights", default="{}", help='e.g. \'{"visual": 0, "price": 1}\'')
     args = parser.parse_args()
-
+    if (REPO / "agents").is_dir():  # run from a checkout: its code, installed or not
+        sys.path.insert(0, str(REPO))
     from agents.graph import build_graph
     from agents.run import SourcingRunner
     from api.services import build_services
