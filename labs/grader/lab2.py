@@ -69,8 +69,11 @@ def _shortlist_problems(result: Any, state: dict[str, Any], services: Any,
     wanted = Constraints.from_dict(constraints)
     excluded = {c["listing_id"] for c in state.get("excluded") or []}
     for position, entry in enumerate(shortlist, 1):
-        listing_id = ((entry.get("listing") or {}).get("listing_id")
-                      if isinstance(entry, dict) else None)
+        if not isinstance(entry, dict) or not isinstance(entry.get("listing"), dict):
+            problems.append(f"entry {position} must be a dict with a 'listing' dict holding "
+                            "its listing_id")
+            continue
+        listing_id = entry["listing"].get("listing_id")
         where = f"entry {position} ({listing_id})"
         if entry.get("rank") != position:
             problems.append(f"{where}: rank is {entry.get('rank')!r}, expected {position}")

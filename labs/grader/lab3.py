@@ -142,11 +142,13 @@ def _case_check(report: Report, rulebook: Any, case: dict[str, Any]) -> None:
         problems.append(f"{act!r} missing{hint}")
     for act in extra:
         rule = next(req for req in result.requirements if req["legal_act"] == act)
-        problems.append(f"{act!r} flagged but does not apply (rule {rule['rule_id']} matched "
-                        f"{rule.get('matched') or rule.get('why', '')!s:.120})")
+        matched = "; ".join(f"{m.get('condition')} ({m.get('fact')})"
+                            for m in rule.get("matched") or [])
+        problems.append(f"{act!r} flagged but does not apply: rule {rule['rule_id']} matched "
+                        f"on {matched or 'nothing stated'}")
     title = case["product"].get("title") or case["id"]
     report.expect(not problems, f"case {case['id']} ({title})",
-                  "; ".join(problems) + f". {case.get('why', '')}",
+                  "; ".join(problems) + f". The case: {case.get('why', '')}",
                   ACT_STEPS.get(missing[0], "step 6") if missing else "step 6",
                   f"{len(found)} acts flagged")
 
