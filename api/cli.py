@@ -5,6 +5,7 @@
     sourcing demo
     sourcing eval run --set FILE --out DIR
     sourcing compliance --market EU --title "..." [--description "..."] [--hs 8516] [--json]
+    sourcing lab check N [--path DIR]
 """
 
 from __future__ import annotations
@@ -23,9 +24,12 @@ app = typer.Typer(help="Open sourcing agent: one product photo in, a grounded fa
 index_app = typer.Typer(help="Build the image index of a supplier catalog.", no_args_is_help=True)
 eval_app = typer.Typer(help="Score the agent on an eval set.", no_args_is_help=True)
 search_app = typer.Typer(help="Search the catalog by photo or by words.", no_args_is_help=True)
+lab_app = typer.Typer(help="Course labs (labs/README.md): check an exercise.",
+                      no_args_is_help=True)
 app.add_typer(index_app, name="index")
 app.add_typer(eval_app, name="eval")
 app.add_typer(search_app, name="search")
+app.add_typer(lab_app, name="lab")
 
 # piped output (CI logs, files) gets a wide table instead of rich's 80-column default
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -513,6 +517,31 @@ def _money(cost: dict[str, Any] | None) -> str:
 
 def _margin(margin: dict[str, Any] | None) -> str:
     return "unknown" if not margin else f"{margin['per_unit']:.2f} ({margin['pct']:.0f}%)"
+
+
+@lab_app.command("check")
+def lab_check(
+    number: int = typer.Argument(..., help="Lab number, 1 to 4"),
+    path: Path | None = typer.Option(None, "--path", help="Folder holding your lab files "
+                                                          "(default: labs/<lab folder>)"),
+) -> None:
+    """Grade a lab: every check with what failed and which README step covers it; exit 1 when
+    a check fails."""
+    from labs.grader import check_lab
+
+    needs_services = number in (2, 4)
+    try:
+        services = (_runner(_settings(), build_if_missing=True).services
+                    if needs_services else None)
+        report = check_lab(number, path, services=services)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    for line in report.lines():
+        style = ("green" if "[PASS]" in line or line.startswith("PASSED") else
+                 "red" if "[FAIL]" in line or line.startswith("NOT YET") else None)
+        out.print(line, style=style, highlight=False, markup=False, soft_wrap=True)
+    if not report.passed:
+        raise typer.Exit(1)
 
 
 def print_result(result: dict[str, Any]) -> None:
