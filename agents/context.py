@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, UTC
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from collections.abc import Callable, Mapping
 
@@ -40,6 +41,9 @@ class Services:
     clock: Callable[[], datetime] = utc_now
     # OpenAI-compatible chat client; None means the deterministic path answers
     llm: Any = None
+    # file keeping the re-ranker's catalog photo features between start-ups
+    # (retrieval.feature_store); None: computed at start-up and not kept
+    feature_store: Path | None = None
 
     def load_catalog_image(self, relative: str) -> Image.Image:
         """A catalog photo by its path relative to the catalog folder (used by re-ranking)."""

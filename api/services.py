@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 from agents.compliance.rules import RuleBook
 from agents.context import Services
@@ -81,4 +82,12 @@ def build_services(settings: Settings, build_index_if_missing: bool = False,
         shortlist_size=settings.shortlist_size,
         reranker=reranker,
         llm=ChatClient.from_settings(settings),
+        feature_store=feature_store_path(settings),
     )
+
+
+def feature_store_path(settings: Settings) -> Path:
+    """Where the re-ranker's catalog photo features are kept: beside the index folder (not in
+    it, so that rebuilding the index keeps the features of unchanged photos)."""
+    index_dir = Path(settings.index_dir)
+    return index_dir.with_name(f"{index_dir.name}.rerank-features.npz")
