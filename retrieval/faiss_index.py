@@ -143,6 +143,24 @@ class FaissIndex(VectorIndex):
             touched += int(rows.size)
         return touched
 
+    def train(self, sample: np.ndarray | None = None) -> None:
+        """Set up the requested ``hnsw`` or ``ivf`` structure on an empty index, so that a large
+        catalog is added straight into it in batches (no flat index first, no rebuild copy of
+        every vector when it is compacted). IVF learns its lists from ``sample``, a few dozen
+        vectors per list drawn from the catalog (``(n, dim)`` float32, unit rows)."""
+        if len(self):
+            raise ValueError("train() sets up an empty index; this one holds vectors already")
+        if self.requested_type not in ("hnsw", "ivf"):
+            raise ValueError(f"train() needs index_type 'hnsw' or 'ivf', not "
+                             f"{self.requested_type!r}")
+        training = None
+        if self.requested_type == "ivf":
+            if sample is None or len(sample) == 0:
+                raise ValueError("an IVF index needs a training sample of catalog vectors")
+            training = self._check_vectors(range(len(sample)), sample)
+        self._faiss = self._new_structure(self.requested_type, training)
+        self._type = self.requested_type
+
     def compact(self) -> None:
         """Drop HNSW tombstones and switch to the index type wanted for the current size."""
         self._flush_ids()
