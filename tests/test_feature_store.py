@@ -108,3 +108,16 @@ def test_runner_warms_the_reranker_with_every_catalog_photo(tmp_path):
     small = Services(catalog=catalog, image_embedder=None, index=None, text_embedder=None,
                      rulebook=None, reranker=LocalFeatureReranker(cache_size=2))
     assert SourcingRunner(small, graph=object()).warm_reranker() is None
+
+
+def test_features_computed_in_threads_equal_serial_ones(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = _photos(tmp_path / "img", 12)
+    images = [load_image(tmp_path / "img" / name) for name in names] * 3
+    serial = [local_features(image) for image in images]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(local_features, images))
+    for one, other in zip(serial, threaded):
+        assert np.array_equal(one.points, other.points)
+        assert np.array_equal(one.descriptors, other.descriptors)
