@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, UTC
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from collections.abc import Callable, Mapping
 
@@ -46,6 +47,9 @@ class Services:
     hs_classifier: HSClassifier | None = None
     # tariff, freight and marketplace-fee tables for landed cost; None: landed cost unknown
     trade: TradeData | None = None
+    # file keeping the re-ranker's catalog photo features between start-ups
+    # (retrieval.feature_store); None: computed at start-up and not kept
+    feature_store: Path | None = None
 
     def load_catalog_image(self, relative: str) -> Image.Image:
         """A catalog photo by its path relative to the catalog folder (used by re-ranking)."""

@@ -4,11 +4,28 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agents.context import Services
 from agents.graph import build_graph
 from retrieval.images import read_photo_bytes
+
+if TYPE_CHECKING:
+    from retrieval.feature_store import WarmReport
+
+
+def limit_blas_threads() -> None:
+    """One BLAS thread per caller for the rest of the process.
+
+    A request multiplies small matrices (the re-ranker's 500 x 500 feature similarities, one
+    query against a few thousand vectors) from several threads at once (graph branches, API
+    workers). Multi-threaded OpenBLAS only adds hand-over and spinning there: on a busy 2-core
+    machine a request took 7 s instead of 0.4 s. Heavy batch work (index builds) runs in other
+    processes and keeps its threads.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
 
 
 class SourcingRunner:
@@ -19,9 +36,32 @@ class SourcingRunner:
         self.graph = graph if graph is not None else build_graph()
 
     def warm_up(self) -> None:
-        """Load what loads lazily (text model, category embeddings) before the first request."""
+        """Load what loads lazily before the first request: the text model and category
+        embeddings, and the re-ranker's features of every catalog photo (from the feature
+        store, computing only what it lacks), so that no request pays for them."""
+        limit_blas_threads()
         for market_data in self.services.market_data.values():
             market_data.match_category(self.services.text_embedder, "warm up", top_n=1)
+        self.warm_reranker()
+
+    def warm_reranker(self) -> WarmReport | None:
+        """Cache the local features of the catalog's photos in the re-ranker (see
+        ``retrieval.feature_store``); skipped without a re-ranker that takes preloaded
+        features, or when the catalog has more photos than its cache holds."""
+        from retrieval.feature_store import file_stamp, warm_reranker
+
+        services = self.services
+        reranker = services.reranker
+        if reranker is None or not hasattr(reranker, "preload"):
+            return None
+        catalog = services.catalog
+        photos = sorted({image for listing in catalog.listings.values()
+                         for image in listing.images})
+        if not photos or len(photos) > getattr(reranker, "cache_size", len(photos)):
+            return None
+        return warm_reranker(reranker, photos, services.load_catalog_image,
+                             lambda photo: file_stamp(catalog.image_path(photo)),
+                             store=services.feature_store)
 
     def run(self, image_bytes: bytes, market: str, *, image_name: str = "image",
             constraints: dict[str, Any] | None = None, weights: dict[str, float] | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 from agents.compliance.rules import RuleBook
 from agents.context import Services
@@ -85,4 +86,12 @@ def build_services(settings: Settings, build_index_if_missing: bool = False,
         llm=ChatClient.from_settings(settings),
         hs_classifier=HSClassifier.load(settings.data_dir / "trade"),
         trade=TradeData(settings.data_dir / "trade"),
+        feature_store=feature_store_path(settings),
     )
+
+
+def feature_store_path(settings: Settings) -> Path:
+    """Where the re-ranker's catalog photo features are kept: beside the index folder (not in
+    it, so that rebuilding the index keeps the features of unchanged photos)."""
+    index_dir = Path(settings.index_dir)
+    return index_dir.with_name(f"{index_dir.name}.rerank-features.npz")

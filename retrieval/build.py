@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,16 +197,15 @@ def _embed(catalog: Catalog, embedder: ImageEmbedder, listing_ids: Sequence[str]
            batch_size: int, progress: bool, on_batch: Any = None
            ) -> tuple[list[IndexRecord], np.ndarray]:
     """Records and vectors for every photo of ``listing_ids``. With ``on_batch`` each batch is
-    handed over as it is embedded and nothing is kept (the return value is then empty)."""
-    payloads = {listing_id: _payload(catalog, listing_id) for listing_id in listing_ids}
-    records = [IndexRecord(listing_id, image, payloads[listing_id])
-               for listing_id in listing_ids for image in catalog.listings[listing_id].images]
+    handed over as it is embedded and nothing is kept (the return value is then empty): records,
+    payloads and decoded photos exist for one batch at a time, so the memory a build needs
+    beside the index itself does not grow with the catalog."""
+    total = sum(len(catalog.listings[listing_id].images) for listing_id in listing_ids)
     kept_records: list[IndexRecord] = []
     kept: list[np.ndarray] = []
-    bar = tqdm(total=len(records), desc="embedding photos", unit="img", disable=not progress)
+    bar = tqdm(total=total, desc="embedding photos", unit="img", disable=not progress)
     try:
-        for start in range(0, len(records), batch_size):
-            batch = records[start:start + batch_size]
+        for batch in _record_batches(catalog, listing_ids, batch_size):
             vectors = embedder.embed_images(
                 [load_image(catalog.image_path(record.image)) for record in batch])
             if on_batch is not None:
@@ -219,6 +218,22 @@ def _embed(catalog: Catalog, embedder: ImageEmbedder, listing_ids: Sequence[str]
         bar.close()
     stacked = np.concatenate(kept) if kept else np.zeros((0, embedder.dim), np.float32)
     return kept_records, stacked
+
+
+def _record_batches(catalog: Catalog, listing_ids: Sequence[str], batch_size: int
+                    ) -> Iterator[list[IndexRecord]]:
+    """Index records of every photo of ``listing_ids``, ``batch_size`` at a time, made as they
+    are needed (a listing's payload once per listing)."""
+    batch: list[IndexRecord] = []
+    for listing_id in listing_ids:
+        payload = _payload(catalog, listing_id)
+        for image in catalog.listings[listing_id].images:
+            batch.append(IndexRecord(listing_id, image, payload))
+            if len(batch) == batch_size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
 
 
 def _payload(catalog: Catalog, listing_id: str) -> dict[str, Any]:

@@ -11,6 +11,11 @@ Index types (``index_type``):
 - ``auto`` (default): ``flat`` below ``hnsw_threshold`` vectors (50,000), ``hnsw`` from there,
   decided when the index is built or saved (:meth:`FaissIndex.compact`).
 
+A large catalog is built by asking for ``hnsw`` or ``ivf``, calling :meth:`FaissIndex.train`
+(IVF: on a sample of the catalog's vectors) and adding in batches: the vectors go straight into
+the final structure, never held twice (``make bench-scale``: a million 2,542-float vectors as IVF
+in 10.7 GiB at peak).
+
 Every vector has a stable ``int64`` id (ids only grow, never reused). Filters are evaluated on
 the payload columns into the ids that pass, handed to FAISS as an ``IDSelectorBitmap`` so the
 search itself skips the others; when at most ``exact_below`` vectors pass, an approximate index
@@ -142,6 +147,24 @@ class FaissIndex(VectorIndex):
             self._columns.set_rows(rows, fields)
             touched += int(rows.size)
         return touched
+
+    def train(self, sample: np.ndarray | None = None) -> None:
+        """Set up the requested ``hnsw`` or ``ivf`` structure on an empty index, so that a large
+        catalog is added straight into it in batches (no flat index first, no rebuild copy of
+        every vector when it is compacted). IVF learns its lists from ``sample``, a few dozen
+        vectors per list drawn from the catalog (``(n, dim)`` float32, unit rows)."""
+        if len(self):
+            raise ValueError("train() sets up an empty index; this one holds vectors already")
+        if self.requested_type not in ("hnsw", "ivf"):
+            raise ValueError(f"train() needs index_type 'hnsw' or 'ivf', not "
+                             f"{self.requested_type!r}")
+        training = None
+        if self.requested_type == "ivf":
+            if sample is None or len(sample) == 0:
+                raise ValueError("an IVF index needs a training sample of catalog vectors")
+            training = self._check_vectors(range(len(sample)), sample)
+        self._faiss = self._new_structure(self.requested_type, training)
+        self._type = self.requested_type
 
     def compact(self) -> None:
         """Drop HNSW tombstones and switch to the index type wanted for the current size."""

@@ -28,6 +28,7 @@ NUMBER_FIELDS = ("moq", "price_min")
 SET_FIELDS = ("certifications", "capabilities")
 ARRAYS_FILE = "payloads.npz"
 TABLES_FILE = "payloads.json"
+FLUSH_ROWS = 65_536  # queued rows turned into columns at once
 
 
 class PayloadColumns:
@@ -48,8 +49,12 @@ class PayloadColumns:
     # -- writing -------------------------------------------------------------------------------
 
     def append(self, rows: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
-        """Queue rows of ``(image, payload)``; ``payload["listing_id"]`` is required."""
+        """Queue rows of ``(image, payload)``; ``payload["listing_id"]`` is required. Queued
+        payloads are turned into columns every ``FLUSH_ROWS`` rows, so a build of millions of
+        rows never holds more than that many payload dicts."""
         self._pending.extend(rows)
+        if len(self._pending) >= FLUSH_ROWS:
+            self._flush()
 
     def keep(self, mask: np.ndarray) -> None:
         """Keep only the rows where ``mask`` is true (the others are dropped, order kept)."""

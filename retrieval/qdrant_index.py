@@ -71,6 +71,15 @@ def point_id(listing_id: str, image: str) -> str:
     return str(uuid.uuid5(POINT_NAMESPACE, f"{listing_id}\x1f{image}"))
 
 
+def payload_index_schemas() -> dict[str, Any]:
+    """Payload field -> the Qdrant index type created on it (every field a filter reads)."""
+    from qdrant_client import models
+
+    return {**{f: models.PayloadSchemaType.KEYWORD for f in KEYWORD_FIELDS},
+            **{f: models.PayloadSchemaType.INTEGER for f in INTEGER_FIELDS},
+            **{f: models.PayloadSchemaType.FLOAT for f in FLOAT_FIELDS}}
+
+
 def to_qdrant_filter(search_filter: SearchFilter | None) -> Any:
     """The :class:`SearchFilter` as a Qdrant ``Filter`` (``None`` when it lets all through)."""
     from qdrant_client import models
@@ -332,13 +341,10 @@ class QdrantIndex(VectorIndex):
             name, vectors_config=models.VectorParams(size=self.dim,
                                                      distance=models.Distance.COSINE),
             shard_number=self.shard_number, replication_factor=self.replication_factor)
-        schemas = ([(f, models.PayloadSchemaType.KEYWORD) for f in KEYWORD_FIELDS]
-                   + [(f, models.PayloadSchemaType.INTEGER) for f in INTEGER_FIELDS]
-                   + [(f, models.PayloadSchemaType.FLOAT) for f in FLOAT_FIELDS])
         with warnings.catch_warnings():
             # local mode warns that payload indexes have no effect there
             warnings.filterwarnings("ignore", message="Payload indexes have no effect")
-            for field, schema in schemas:
+            for field, schema in payload_index_schemas().items():
                 client.create_payload_index(name, field, field_schema=schema, wait=True)
 
     def _resolve(self, name: str) -> str | None:

@@ -42,6 +42,7 @@ which is why a service should ``warm`` the cache with the catalog's photos when 
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -86,7 +87,16 @@ class Reranker(Protocol):
         ...
 
 
-_CLAHE = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4))
+# a CLAHE object keeps per-call state: shared between threads (``warm``'s pool, API workers)
+# it mixes their images up, so each thread has its own
+_LOCAL = threading.local()
+
+
+def _clahe() -> cv2.CLAHE:
+    clahe = getattr(_LOCAL, "clahe", None)
+    if clahe is None:
+        clahe = _LOCAL.clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4))
+    return clahe
 
 
 def _grey(image: Image.Image, side: int = SIDE) -> np.ndarray:
@@ -100,25 +110,39 @@ def _grey(image: Image.Image, side: int = SIDE) -> np.ndarray:
         size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
         interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         grey = cv2.resize(grey, size, interpolation=interpolation)
-    return _CLAHE.apply(np.ascontiguousarray(grey))
+    return _clahe().apply(np.ascontiguousarray(grey))
 
 
-def local_features(image: Image.Image, side: int = SIDE,
-                   max_features: int = MAX_FEATURES) -> LocalFeatures:
-    """SIFT keypoints and RootSIFT descriptors of one photo (see the module docstring), computed
-    with its longer side at ``side`` px; coordinates are in px of that size."""
+def sift_keypoints(image: Image.Image, side: int = SIDE,
+                   max_features: int = MAX_FEATURES) -> tuple[np.ndarray, np.ndarray]:
+    """SIFT keypoint coordinates ``(n, 2)`` and raw SIFT descriptors ``(n, 128)`` of one photo
+    (float32; OpenCV's SIFT values are whole numbers 0-255, so they keep exactly as ``uint8``)."""
     grey = _grey(image, side)
-    empty = LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32))
+    empty = (np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32))
     if min(grey.shape) < 16:
         return empty
     sift = cv2.SIFT_create(nfeatures=max_features)
     keypoints, descriptors = sift.detectAndCompute(grey, None)
     if descriptors is None or not keypoints:
         return empty
+    return np.array([kp.pt for kp in keypoints], dtype=np.float32), descriptors
+
+
+def root_sift(descriptors: np.ndarray) -> np.ndarray:
+    """RootSIFT (Hellinger-normalised) descriptors from raw SIFT descriptors."""
+    descriptors = np.asarray(descriptors, dtype=np.float32)
+    if descriptors.shape[0] == 0:
+        return np.zeros((0, 128), np.float32)
     descriptors = descriptors / np.maximum(descriptors.sum(axis=1, keepdims=True), 1e-7)
-    descriptors = np.sqrt(descriptors).astype(np.float32)
-    points = np.array([kp.pt for kp in keypoints], dtype=np.float32)
-    return LocalFeatures(points, descriptors)
+    return np.sqrt(descriptors).astype(np.float32)
+
+
+def local_features(image: Image.Image, side: int = SIDE,
+                   max_features: int = MAX_FEATURES) -> LocalFeatures:
+    """SIFT keypoints and RootSIFT descriptors of one photo (see the module docstring), computed
+    with its longer side at ``side`` px; coordinates are in px of that size."""
+    points, descriptors = sift_keypoints(image, side, max_features)
+    return LocalFeatures(points, root_sift(descriptors))
 
 
 def matches(query: LocalFeatures, candidate: LocalFeatures) -> tuple[np.ndarray, np.ndarray]:
@@ -192,6 +216,19 @@ class LocalFeatureReranker:
         or caption of the other): at least ``SAME_PICTURE_INLIERS`` homography inliers."""
         return inliers(self._features_of(first, image_loader),
                        self._features_of(second, image_loader)) >= SAME_PICTURE_INLIERS
+
+    def cached(self, path: str) -> LocalFeatures | None:
+        """The cached features of a catalog photo, or ``None`` (the LRU order is not touched)."""
+        return self._cache.get(path)
+
+    def preload(self, features: Iterable[tuple[str, LocalFeatures]]) -> int:
+        """Put features computed elsewhere (``retrieval.feature_store``) into the cache;
+        returns how many were stored."""
+        count = 0
+        for path, item in features:
+            self._store(path, item)
+            count += 1
+        return count
 
     def warm(self, image_paths: Iterable[str], image_loader: Callable[[str], Image.Image],
              workers: int | None = None) -> int:

@@ -1,0 +1,123 @@
+"""The re-ranker's catalog features kept on disk: loaded features equal computed ones, only
+changed photos are recomputed, and start-up warming fills the re-ranker's cache."""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from agents.context import Services
+from agents.run import SourcingRunner
+from data.catalog.importer import load_catalog
+from retrieval.feature_store import file_stamp, recipe, warm_reranker, write_features
+from retrieval.images import load_image
+from retrieval.rerank import LocalFeatureReranker, local_features
+
+
+def _photo(path, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    image = Image.new("RGB", (240, 200), "white")
+    draw = ImageDraw.Draw(image)
+    for _ in range(25):
+        x, y = rng.integers(0, 220), rng.integers(0, 180)
+        colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+        draw.rectangle((x, y, x + rng.integers(8, 40), y + rng.integers(8, 40)), fill=colour)
+    image.save(path)
+
+
+def _photos(folder, count: int = 4) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i in range(count):
+        _photo(folder / f"p{i}.png", seed=i)
+        names.append(f"p{i}.png")
+    return names
+
+
+def _warm(folder, names, store, reranker=None):
+    reranker = reranker or LocalFeatureReranker()
+    report = warm_reranker(reranker, names, lambda name: load_image(folder / name),
+                           lambda name: file_stamp(folder / name), store=store, workers=2)
+    return reranker, report
+
+
+def test_loaded_features_equal_computed_ones(tmp_path):
+    names = _photos(tmp_path / "img")
+    store = tmp_path / "features.npz"
+    _, first = _warm(tmp_path / "img", names, store)
+    assert (first.loaded, first.computed, first.written) == (0, len(names), True)
+
+    reranker, second = _warm(tmp_path / "img", names, store)
+    assert (second.loaded, second.computed, second.written) == (len(names), 0, False)
+    for name in names:
+        fresh = local_features(load_image(tmp_path / "img" / name))
+        cached = reranker.cached(name)
+        assert fresh.descriptors.shape[0] > 0
+        assert np.array_equal(cached.points, fresh.points)
+        assert np.array_equal(cached.descriptors, fresh.descriptors)  # bit-identical RootSIFT
+
+
+def test_only_changed_photos_are_recomputed(tmp_path):
+    folder = tmp_path / "img"
+    names = _photos(folder)
+    store = tmp_path / "features.npz"
+    _warm(folder, names, store)
+    _photo(folder / names[1], seed=99)
+    stamp = os.stat(folder / names[1])
+    os.utime(folder / names[1], ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 10**9))
+    reranker, report = _warm(folder, names, store)
+    assert (report.loaded, report.computed, report.written) == (len(names) - 1, 1, True)
+    fresh = local_features(load_image(folder / names[1]))
+    assert np.array_equal(reranker.cached(names[1]).descriptors, fresh.descriptors)
+
+
+def test_another_recipe_or_no_store_computes_everything(tmp_path):
+    folder = tmp_path / "img"
+    names = _photos(folder, 2)
+    store = tmp_path / "features.npz"
+    write_features(store, recipe("another-reranker"), {})
+    _, report = _warm(folder, names, store)
+    assert report.computed == len(names) and report.loaded == 0
+    _, unstored = _warm(folder, names, None)
+    assert unstored.computed == len(names) and not unstored.written
+
+
+def test_runner_warms_the_reranker_with_every_catalog_photo(tmp_path):
+    catalog_dir = tmp_path / "catalog"
+    names = _photos(catalog_dir / "images", 3)
+    with open(catalog_dir / "suppliers.csv", "w", newline="") as handle:
+        csv.writer(handle).writerows([["supplier_id", "name"], ["S1", "Test Factory"]])
+    with open(catalog_dir / "listings.csv", "w", newline="") as handle:
+        csv.writer(handle).writerows(
+            [["listing_id", "supplier_id", "title", "images"],
+             ["L1", "S1", "One", f"images/{names[0]}|images/{names[1]}"],
+             ["L2", "S1", "Two", f"images/{names[2]}"]])
+    catalog = load_catalog(catalog_dir)
+    reranker = LocalFeatureReranker()
+    services = Services(catalog=catalog, image_embedder=None, index=None, text_embedder=None,
+                        rulebook=None, reranker=reranker,
+                        feature_store=tmp_path / "index.rerank-features.npz")
+    report = SourcingRunner(services, graph=object()).warm_reranker()
+    assert report.computed == 3
+    assert all(reranker.cached(f"images/{name}") is not None for name in names)
+    assert services.feature_store.exists()
+    # a cache smaller than the catalog is not warmed (it would only keep the last photos)
+    small = Services(catalog=catalog, image_embedder=None, index=None, text_embedder=None,
+                     rulebook=None, reranker=LocalFeatureReranker(cache_size=2))
+    assert SourcingRunner(small, graph=object()).warm_reranker() is None
+
+
+def test_features_computed_in_threads_equal_serial_ones(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = _photos(tmp_path / "img", 12)
+    images = [load_image(tmp_path / "img" / name) for name in names] * 3
+    serial = [local_features(image) for image in images]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(local_features, images))
+    for one, other in zip(serial, threaded):
+        assert np.array_equal(one.points, other.points)
+        assert np.array_equal(one.descriptors, other.descriptors)
