@@ -19,8 +19,11 @@ Cases (the eval-set contract of DESIGN.md; image paths relative to the jsonl fil
   (another supplier of the product still qualifies): the visually best supplier must be left out
   (``expect.excluded_supplier_ids``).
 
-Every case expects ``relevant_product_ids``, ``source_supplier_id`` and ``hs_heading`` as given by
-``data/catalogs/demo/ground_truth.json``.
+- ``text_only``: products described in words only (name and category, no photo), expecting the
+  HS heading.
+
+Every photo case expects ``relevant_product_ids``, ``source_supplier_id`` and ``hs_heading`` as given
+by ``data/catalogs/demo/ground_truth.json``.
 
 Deterministic: the same seed gives byte-identical jsonl and images. Inputs are sorted, each case
 draws from its own ``random.Random(f"{seed}:{case_id}")`` (string seeds are hashed with SHA-512,
@@ -778,6 +781,28 @@ def constraint_cases(held_out: list[dict[str, Any]], catalog: Path = CATALOG_DIR
     return cases
 
 
+TEXT_CASES = 20  # products described in words only (no photo)
+
+
+def text_only_cases(catalog: Path = CATALOG_DIR, n: int = TEXT_CASES) -> list[dict[str, Any]]:
+    """Products described by a seller who has no photo yet: the product's name as the title and
+    its catalog category as the description (``Category: <path>.``), market US; every
+    ``len(truth) // n``-th product in id order. They test HS classification from words and the
+    text-only path of an agent; they expect the HS heading only."""
+    truth = json.loads((catalog / "ground_truth.json").read_text(encoding="utf-8"))["products"]
+    ids = sorted(truth)
+    step = max(1, len(ids) // n)
+    cases = []
+    for product_id in ids[::step][:n]:
+        product = truth[product_id]
+        cases.append({"id": f"{SET_NAME}-text-{len(cases):03d}-{_slug(product_id)}",
+                      "title": product["name"],
+                      "description": f"Category: {product['category']}.",
+                      "market": MARKET, "tags": ["text_only"],
+                      "expect": {"hs_heading": product["hs_code"][:4]}})
+    return cases
+
+
 def build_dev_set(out_dir: str | Path = DEFAULT_OUT_DIR, seed: int = DEFAULT_SEED,
                   per_kind: int = DEFAULT_PER_KIND, catalog: Path = CATALOG_DIR,
                   reserved_set: Path = RESERVED_SET) -> Path:
@@ -791,7 +816,7 @@ def build_dev_set(out_dir: str | Path = DEFAULT_OUT_DIR, seed: int = DEFAULT_SEE
         shutil.rmtree(images)
     held_out = held_out_cases(out_dir, catalog, reserved_set)
     cases = (held_out + degraded_cases(out_dir, seed, per_kind, catalog)
-             + constraint_cases(held_out, catalog))
+             + constraint_cases(held_out, catalog) + text_only_cases(catalog))
     path = out_dir / f"{SET_NAME}.jsonl"
     path.write_bytes("".join(json.dumps(case, ensure_ascii=False) + "\n"
                              for case in cases).encode("utf-8"))

@@ -4,7 +4,7 @@ report.md and plots, ``eval compare`` as a regression gate, reproducible reports
 from __future__ import annotations
 
 import json
-import textwrap
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -18,11 +18,9 @@ from evals.stats import bootstrap_interval
 
 cli = CliRunner()
 
-AGENT_FILE = '''
-"""An agent that is not the project's: it answers every photo with product MH01 from S013."""
-
-
-def agent(request):
+def file_agent(request):
+    """An agent that is not the project's (it lives in this test file, outside the package): it
+    answers every photo of MH01 with product MH01 from S013, anything else with another product."""
     assert set(request) >= {"id", "market", "image", "title", "description", "constraints"}
     product = "MH01" if request["image"] and "mh01" in request["image"] else "OTHER"
     return {"products": [{"product_id": product, "score": 1.0, "listing_ids": [],
@@ -30,7 +28,6 @@ def agent(request):
                           "source": {"supplier_id": "S013", "reasons": []}}],
             "shortlist": [{"product_id": product, "supplier": {"supplier_id": "S013"}}],
             "timings": {"intake": 1.0, "shortlist": 2.0}}
-'''
 
 
 def _set(tmp_path, demo_cases, n=6):
@@ -44,15 +41,14 @@ def _set(tmp_path, demo_cases, n=6):
 
 
 def test_an_agent_from_a_test_file_is_scored_through_the_cli(tmp_path, demo_cases):
-    agent_file = tmp_path / "my_agent.py"
-    agent_file.write_text(textwrap.dedent(AGENT_FILE), encoding="utf-8")
+    spec = f"{Path(__file__).resolve()}:file_agent"
     eval_set = _set(tmp_path, demo_cases)
     out = tmp_path / "report"
     result = cli.invoke(app, ["eval", "run", "--set", str(eval_set), "--agent",
-                              f"{agent_file}:agent", "--out", str(out)])
+                              spec, "--out", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
-    assert report["agent"] == f"{agent_file}:agent"
+    assert report["agent"] == spec
     expected = sum(1 for c in demo_cases[:6] if "MH01" in c.expect["relevant_product_ids"]) / 6
     assert report["metrics"]["product_recall@1"] == pytest.approx(expected, abs=1e-4)
     assert report["node_latency_ms"]["shortlist"] == {"p50": 2.0, "p95": 2.0}
@@ -65,7 +61,7 @@ def test_an_agent_from_a_test_file_is_scored_through_the_cli(tmp_path, demo_case
     # the same inputs give the same metrics and intervals
     again = tmp_path / "again"
     assert cli.invoke(app, ["eval", "run", "--set", str(eval_set), "--agent",
-                            f"{agent_file}:agent", "--out", str(again)]).exit_code == 0
+                            spec, "--out", str(again)]).exit_code == 0
     second = json.loads((again / "report.json").read_text())
     assert second["metrics"] | {"latency_ms_p50": 0, "latency_ms_p95": 0} == \
         report["metrics"] | {"latency_ms_p50": 0, "latency_ms_p95": 0}
