@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-RESERVED = REPO / "evals" / "sets" / "demo_reserved.jsonl"
+RESERVED = REPO / "evals" / "sets" / "demo_reserved" / "demo_reserved.jsonl"
 
 
 class Report:
