@@ -26,6 +26,7 @@ import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from evals.sets import EvalCase
@@ -40,19 +41,28 @@ def case_request(case: EvalCase) -> dict[str, Any]:
             "constraints": dict(case.constraints or {})}
 
 
+def import_file(path: Path, name: str) -> ModuleType:
+    """Import the Python file ``path`` as module ``name`` (registered in ``sys.modules`` so that
+    its dataclasses and pickling work); a failed import leaves nothing registered."""
+    loader_spec = importlib.util.spec_from_file_location(name, path)
+    if loader_spec is None or loader_spec.loader is None:
+        raise ValueError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[name] = module
+    try:
+        loader_spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
 def _module(spec: str) -> Any:
     if spec.endswith(".py") or "/" in spec:
         path = Path(spec).resolve()
         if not path.is_file():
             raise ValueError(f"agent file not found: {spec}")
-        name = f"_eval_agent_{path.stem}"
-        loader_spec = importlib.util.spec_from_file_location(name, path)
-        if loader_spec is None or loader_spec.loader is None:
-            raise ValueError(f"cannot load agent file {spec}")
-        module = importlib.util.module_from_spec(loader_spec)
-        sys.modules[name] = module
-        loader_spec.loader.exec_module(module)
-        return module
+        return import_file(path, f"_eval_agent_{path.stem}")
     try:
         return importlib.import_module(spec)
     except ImportError as exc:

@@ -26,6 +26,15 @@ def _interval(intervals: dict[str, Any], key: str) -> str:
     return f"[{span[0]:.3f}, {span[1]:.3f}]" if span else ""
 
 
+def _save(fig: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def write_plots(report: dict[str, Any], out_dir: Path) -> list[Path]:
     import matplotlib
 
@@ -45,11 +54,7 @@ def write_plots(report: dict[str, Any], out_dir: Path) -> list[Path]:
     ax.grid(alpha=0.3)
     if ax.lines:
         ax.legend(fontsize=8, loc="lower right")
-    path = out_dir / "recall_at_k.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    written.append(path)
+    written.append(_save(fig, out_dir / "recall_at_k.png"))
 
     tags = list(report.get("by_tag", {}))
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(tags) + 2), 4.5))
@@ -64,11 +69,7 @@ def write_plots(report: dict[str, Any], out_dir: Path) -> list[Path]:
     ax.set_xticks(range(len(tags)), tags, rotation=30, ha="right")
     ax.set(ylim=(0, 1.05), title="By tag (95% bootstrap intervals)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out_dir / "by_tag.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    written.append(path)
+    written.append(_save(fig, out_dir / "by_tag.png"))
 
     nodes = report.get("node_latency_ms") or {}
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -81,11 +82,7 @@ def write_plots(report: dict[str, Any], out_dir: Path) -> list[Path]:
     ax.set(xlabel="ms", title="Latency per graph node")
     if names:
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out_dir / "latency_by_node.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    written.append(path)
+    written.append(_save(fig, out_dir / "latency_by_node.png"))
     return written
 
 

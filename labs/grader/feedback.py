@@ -3,8 +3,6 @@ step to look at, plus the figures it measured. Also loads a student's files by p
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,18 +87,12 @@ def load_student_module(path: Path, step: str | None = None) -> ModuleType:
     if not path.is_file():
         raise StudentFileError(f"{path} not found" + (f" (see {step} of the README)"
                                                      if step else ""))
-    name = f"_lab_student_{path.parent.name}_{path.stem}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise StudentFileError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
+    from evals.agent import import_file
+
     try:
-        spec.loader.exec_module(module)
+        return import_file(path, f"_lab_student_{path.parent.name}_{path.stem}")
     except Exception as exc:  # the student's code: report anything it raises
-        sys.modules.pop(name, None)
         raise StudentFileError(f"importing {path.name} raised {describe(exc)}") from exc
-    return module
 
 
 def describe(exc: BaseException) -> str:
