@@ -130,7 +130,7 @@ def index_update(
     """Bring an index up to date with its catalog: embed only added or changed listings,
     delete removed ones, rewrite payloads of changed suppliers; no full rebuild."""
     from api.services import make_image_embedder
-    from retrieval.build import update_index
+    from retrieval.build import embedder_version, update_index
     from retrieval.images import ImageDecodeError
     from retrieval.index import IndexMismatchError, IndexNotFoundError, open_index
 
@@ -139,8 +139,9 @@ def index_update(
     image_embedder = make_image_embedder(settings)
     try:
         index = open_index(settings.index_dir, expected_embedder=image_embedder.name,
-                           expected_dim=image_embedder.dim, qdrant_url=settings.qdrant_url,
-                           qdrant_api_key=settings.qdrant_api_key)
+                           expected_dim=image_embedder.dim,
+                           expected_version=embedder_version(image_embedder),
+                           qdrant_url=settings.qdrant_url, qdrant_api_key=settings.qdrant_api_key)
         report = update_index(index, loaded, image_embedder)
         index.save(settings.index_dir)
     except (IndexNotFoundError, IndexMismatchError) as exc:

@@ -14,7 +14,7 @@ from agents.market.trade import TradeData
 from api.settings import Settings
 from data.catalog.importer import load_catalog
 from data.catalog.schema import Catalog
-from retrieval.build import build_index, index_matches_catalog
+from retrieval.build import build_index, embedder_version, index_matches_catalog
 from retrieval.embedders.base import ImageEmbedder
 from retrieval.embedders.text import MiniLMTextEmbedder
 from retrieval.index import IndexNotFoundError, VectorIndex, open_index
@@ -51,8 +51,9 @@ def load_or_build_index(settings: Settings, catalog: Catalog, embedder: ImageEmb
     the catalog when missing and allowed. Warns on stderr when the catalog changed since."""
     try:
         index = open_index(settings.index_dir, expected_embedder=embedder.name,
-                           expected_dim=embedder.dim, qdrant_url=settings.qdrant_url,
-                           qdrant_api_key=settings.qdrant_api_key)
+                           expected_dim=embedder.dim,
+                           expected_version=embedder_version(embedder),
+                           qdrant_url=settings.qdrant_url, qdrant_api_key=settings.qdrant_api_key)
     except IndexNotFoundError:
         if not build_if_missing:
             raise

@@ -128,7 +128,8 @@ def build_index(catalog: Catalog, embedder: ImageEmbedder, out: str | Path | Non
         options["index_type"] = index_type
     elif backend == "qdrant":
         options.update(url=qdrant_url, api_key=qdrant_api_key)
-    index = create_index(backend, embedder.name, embedder.dim, embedder_version=_version(embedder),
+    index = create_index(backend, embedder.name, embedder.dim,
+                         embedder_version=embedder_version(embedder),
                          info={"catalog": str(catalog.root)}, **options)
     try:
         digests = ImageDigests(catalog)
@@ -257,5 +258,6 @@ def _row_bytes(record: Any) -> bytes:
                       default=str).encode()
 
 
-def _version(embedder: ImageEmbedder) -> str:
+def embedder_version(embedder: ImageEmbedder) -> str:
+    """The version an index records for ``embedder`` (its ``version``, else its name)."""
     return str(getattr(embedder, "version", None) or embedder.name)

@@ -189,8 +189,9 @@ class VectorIndex(ABC):
 
     @classmethod
     def load(cls, folder: str | Path, expected_embedder: str | None = None,
-             expected_dim: int | None = None, *, qdrant_url: str | None = None,
-             qdrant_api_key: Any = None, **options: Any) -> VectorIndex:
+             expected_dim: int | None = None, *, expected_version: str | None = None,
+             qdrant_url: str | None = None, qdrant_api_key: Any = None,
+             **options: Any) -> VectorIndex:
         """Open the index saved in ``folder``, checking it against the configured embedder.
 
         Called on ``VectorIndex`` (or ``ImageIndex``) it opens whichever backend the folder
@@ -201,7 +202,7 @@ class VectorIndex(ABC):
         """
         folder = Path(folder)
         meta = read_meta(folder)
-        check_meta(meta, folder, expected_embedder, expected_dim)
+        check_meta(meta, folder, expected_embedder, expected_dim, expected_version)
         backend = meta.get("backend")
         if cls.backend is not None and backend != cls.backend:
             raise IndexMismatchError(f"index at {folder} is a {backend} index, not {cls.backend}")
@@ -292,7 +293,7 @@ def read_meta(folder: Path) -> dict[str, Any]:
 
 
 def check_meta(meta: dict[str, Any], folder: Path, expected_embedder: str | None,
-               expected_dim: int | None) -> None:
+               expected_dim: int | None, expected_version: str | None = None) -> None:
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
         raise IndexMismatchError(
@@ -306,6 +307,12 @@ def check_meta(meta: dict[str, Any], folder: Path, expected_embedder: str | None
             f"index at {folder} was built with embedder {meta['embedder']!r}, but the "
             f"configured embedder is {expected_embedder!r}; rebuild it with "
             "`sourcing index build` or configure the matching embedder")
+    if expected_version is not None and meta.get("embedder_version") != expected_version:
+        raise IndexMismatchError(
+            f"index at {folder} was built with {meta['embedder']!r} version "
+            f"{meta.get('embedder_version')!r}, but the configured embedder is version "
+            f"{expected_version!r} (for example another descriptor projection); rebuild it with "
+            "`sourcing index build`")
     if expected_dim is not None and meta["dim"] != expected_dim:
         raise IndexMismatchError(
             f"index at {folder} has dimension {meta['dim']}, the embedder gives "

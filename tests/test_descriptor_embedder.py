@@ -11,6 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from retrieval.embedders.descriptor import DescriptorEmbedder
+from retrieval.embedders.projection import Projection, fit_lda, load_projection
 
 REPO = Path(__file__).resolve().parents[1]
 LUMA = next((root for root in (REPO / "data" / "catalogs" / "luma",
@@ -64,7 +65,45 @@ def test_shape_dtype_and_unit_norm(embedder, photos):
     assert vectors.shape == (len(photos), embedder.dim)
     assert vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    assert embedder.name == "descriptor-v3" and embedder.version == "3"
+    assert embedder.name == "descriptor-v4" and embedder.version.startswith("4+")
+    assert embedder.dim == 217  # the shipped projection: 218 demo products - 1
+
+
+def test_raw_descriptor_without_projection(photos):
+    raw = DescriptorEmbedder(projection=None)
+    assert (raw.name, raw.version, raw.dim) == ("descriptor-v3", "3", 2542)
+    vectors = raw.embed_images(photos[:2])
+    assert vectors.shape == (2, 2542)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_a_missing_projection_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing.npz"):
+        DescriptorEmbedder(projection=tmp_path / "nothing.npz")
+
+
+def test_lda_finds_the_direction_that_separates_products(tmp_path):
+    # three products that differ along axis 0 only; axes 1-2 vary a lot within each product
+    rng = np.random.default_rng(0)
+    centres = np.array([[-3.0, 0, 0], [0.0, 0, 0], [3.0, 0, 0]])
+    labels = np.repeat(["a", "b", "c"], 40)
+    rows = centres[np.repeat([0, 1, 2], 40)] + rng.normal(0, [0.3, 5.0, 5.0], (120, 3))
+    mean, matrix = fit_lda(rows, labels, reg=1e-3)
+    assert matrix.shape == (3, 2)
+    leading = matrix[:, 0] / np.linalg.norm(matrix[:, 0])
+    assert abs(leading[0]) > 0.99  # the within-product noise axes are ignored
+    again = fit_lda(rows, labels, reg=1e-3)
+    assert np.array_equal(matrix, again[1])  # refits give the same matrix, signs included
+    saved = Projection(mean, matrix, {"note": "test"}).save(tmp_path / "p.npz")
+    loaded = load_projection(saved)
+    assert np.array_equal(loaded.matrix, matrix) and loaded.info == {"note": "test"}
+    projected = DescriptorEmbedder(projection=saved)
+    assert projected.dim == 2 and projected.version == f"4+{loaded.digest}"
+
+
+def test_lda_needs_two_products():
+    with pytest.raises(ValueError, match="two products"):
+        fit_lda(np.ones((4, 3)), ["a"] * 4)
 
 
 def test_empty_batch(embedder):

@@ -50,6 +50,8 @@ weights raise unseen-colour recall but lower held-out garment views at rank 1.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -284,16 +286,38 @@ def describe(image: Image.Image) -> np.ndarray:
     ])
 
 
+def raw_descriptor(image: Image.Image) -> np.ndarray:
+    """``describe`` L2-normalised: the input of the projection (``retrieval.embedders.projection``)."""
+    return l2_normalise(describe(image)[None, :])[0]
+
+
 class DescriptorEmbedder:
-    """Colour, texture and edge descriptor of product photos; see the module docstring."""
+    """Colour, texture and edge descriptor of product photos; see the module docstring.
 
-    name = "descriptor-v3"
-    version = "3"
+    By default the raw descriptor is passed through the shipped linear discriminant projection
+    (``descriptor-v4``, 2,542 -> 217 floats; ``retrieval.embedders.projection``), fitted on the
+    demo catalog's listing photos grouped by product. ``projection=None`` gives the raw
+    hand-weighted descriptor (``descriptor-v3``); a path loads a projection fitted on another
+    catalog. The projection's digest is part of ``version``, so an index built with one
+    projection refuses queries embedded with another.
+    """
 
-    def __init__(self) -> None:
-        self.dim = int(describe(Image.new("RGB", (8, 8), "white")).shape[0])
+    def __init__(self, projection: str | Path | None | Literal["default"] = "default") -> None:
+        if projection is None:
+            self._projection = None
+            self.name, self.version = "descriptor-v3", "3"
+            self.dim = int(describe(Image.new("RGB", (8, 8), "white")).shape[0])
+            return
+        from retrieval.embedders.projection import DEFAULT_PATH, load_projection
+
+        self._projection = load_projection(DEFAULT_PATH if projection == "default" else projection)
+        self.name, self.version = "descriptor-v4", f"4+{self._projection.digest}"
+        self.dim = self._projection.dim
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return l2_normalise(np.stack([describe(image) for image in images]))
+        raw = l2_normalise(np.stack([describe(image) for image in images]))
+        if self._projection is None:
+            return raw
+        return l2_normalise(self._projection.apply(raw))
