@@ -48,6 +48,7 @@ from retrieval.index import (
     VectorIndex,
     as_record,
     best_per_listing,
+    group_means,
     ranked,
     write_folder,
     write_meta,
@@ -235,6 +236,25 @@ class FaissIndex(VectorIndex):
         names = self._columns.vocab["listing_id"]
         return best_per_listing([names[c] for c in codes],
                                 [self._columns.image(int(r)) for r in rows], scores)
+
+    def group_scores(self, vector: np.ndarray, listing_ids: Iterable[str]) -> dict[str, float]:
+        query = self._query(vector)
+        self._flush_ids()
+        listing_ids = set(listing_ids)
+        rows = self._columns.rows_of(listing_ids)
+        if rows.size == 0:
+            return {}
+        products = self._columns.codes("product_id")
+        wanted = np.unique(products[rows])
+        wanted = wanted[wanted >= 0]
+        if wanted.size:
+            rows = np.union1d(rows, np.flatnonzero(np.isin(products, wanted)))
+        scores = self._faiss.reconstruct_batch(self._ids[rows]) @ query[0]
+        listing_names = self._columns.vocab["listing_id"]
+        product_names = self._columns.vocab["product_id"]
+        return group_means([listing_names[c] for c in self._columns.codes("listing_id")[rows]],
+                           [product_names[c] if c >= 0 else None for c in products[rows]],
+                           scores, listing_ids)
 
     # -- persistence ---------------------------------------------------------------------------
 

@@ -150,6 +150,13 @@ class VectorIndex(ABC):
                        listing_ids: Iterable[str]) -> dict[str, ListingHit]:
         """Exact best-photo similarity of the query to each of ``listing_ids`` (those indexed)."""
 
+    def group_scores(self, vector: np.ndarray, listing_ids: Iterable[str]) -> dict[str, float]:
+        """Mean similarity of the query to every photo of each listing's *product* (all
+        listings sharing its ``product_id``; the listing's own photos when it has none), for
+        the given listings: a product seen from several sides scores on all its photos, not
+        only on the one that happens to look most like the query (``retrieval.search``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not score product groups")
+
     @abstractmethod
     def listings(self) -> set[str]:
         """Ids of the listings that have at least one vector."""
@@ -271,6 +278,28 @@ def best_per_listing(listing_ids: Sequence[str], images: Sequence[str],
         if hit is None or score > hit.score:
             best[listing_id] = ListingHit(listing_id, float(score), image)
     return best
+
+
+def group_means(listing_ids: Sequence[str], product_ids: Sequence[str | None],
+                scores: np.ndarray, wanted: Iterable[str]) -> dict[str, float]:
+    """Per wanted listing, the mean score over the rows of its group, from parallel (listing,
+    product, score) rows: the group is the listing's product, or the listing alone without one."""
+    product_of: dict[str, str | None] = {}
+    totals: dict[tuple[str, str], list[float]] = {}
+    for listing_id, product_id, score in zip(listing_ids, product_ids, scores.tolist()):
+        product_of.setdefault(listing_id, product_id)
+        key = ("product", product_id) if product_id else ("listing", listing_id)
+        total = totals.setdefault(key, [0.0, 0])
+        total[0] += score
+        total[1] += 1
+    out = {}
+    for listing_id in wanted:
+        if listing_id not in product_of:
+            continue
+        product_id = product_of[listing_id]
+        total, count = totals[("product", product_id) if product_id else ("listing", listing_id)]
+        out[listing_id] = total / count
+    return out
 
 
 def ranked(hits: Iterable[ListingHit], k: int) -> list[ListingHit]:

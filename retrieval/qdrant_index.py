@@ -51,6 +51,7 @@ from retrieval.index import (
     VectorIndex,
     as_record,
     best_per_listing,
+    group_means,
     ranked,
     write_folder,
     write_meta,
@@ -248,6 +249,30 @@ class QdrantIndex(VectorIndex):
         vectors = np.asarray([p.vector for p in points], dtype=np.float32)
         return best_per_listing([p.payload["listing_id"] for p in points],
                                 [p.payload["image"] for p in points], vectors @ query)
+
+    def group_scores(self, vector: np.ndarray, listing_ids: Iterable[str]) -> dict[str, float]:
+        from qdrant_client import models
+
+        query = self._query(vector)[0]
+        listing_ids = set(listing_ids)
+        if not listing_ids:
+            return {}
+        fields = ["listing_id", "product_id"]
+        points = {p.id: p for p in self._scroll(_listing_filter(listing_ids), with_vectors=True,
+                                                fields=fields)}
+        products = sorted({p.payload.get("product_id") for p in points.values()} - {None})
+        if products:
+            same_product = models.Filter(must=[models.FieldCondition(
+                key="product_id", match=models.MatchAny(any=products))])
+            points.update((p.id, p) for p in self._scroll(same_product, with_vectors=True,
+                                                          fields=fields))
+        if not points:
+            return {}
+        rows = list(points.values())
+        vectors = np.asarray([p.vector for p in rows], dtype=np.float32)
+        return group_means([p.payload["listing_id"] for p in rows],
+                           [p.payload.get("product_id") for p in rows], vectors @ query,
+                           listing_ids)
 
     def listings(self) -> set[str]:
         return {p.payload["listing_id"] for p in self._scroll(None, fields=["listing_id"])}

@@ -13,6 +13,14 @@ so that the whole photo's ranking is only overridden by a clearly better crop. T
 is re-ranked as before; geometric verification decides among the candidates the views brought.
 Each view costs one descriptor (about 10 ms) and one index search.
 
+**Whole-product score.** A seller's photo shows one side of the product; the catalog holds
+several (front, back, other colours, trader copies). Each hit's score is mixed with the mean
+similarity of the query to *all* photos of its product (``VectorIndex.group_scores``; the
+listing's own photos when it has no ``product_id``): ``(1 - GROUP_WEIGHT) * best photo +
+GROUP_WEIGHT * product mean``. A product that resembles the query from every side then beats one
+with a single lucky look-alike photo. On the 177 reserved photos of the dev set, with the
+``descriptor-v4`` embedder and no re-ranking, recall@1 rose from 0.774 to 0.791 (weight 0.5).
+
 **Deeper re-ranking.** The re-ranker looks at the first ``RERANK_TOP_N`` merged hits, and when
 none of them is a copy of the query's picture it checks hits up to ``DEEP_N`` for one (see
 ``retrieval.rerank``); the index is asked for that many per view even when fewer (``k``) are
@@ -39,6 +47,7 @@ VIEWS: tuple[tuple[float, float, float], ...] = (
 )
 VIEW_PENALTY = 0.03  # subtracted from a crop's cosine before merging with the whole photo's
 VIEW_MIN_SIDE = 32  # px; smaller photos are searched whole only
+GROUP_WEIGHT = 0.5  # share of the whole-product mean in a hit's score (0: best photo only)
 
 
 def query_views(image: Image.Image,
@@ -79,6 +88,22 @@ def merge_hits(lists: Sequence[list[ListingHit]], penalties: Sequence[float],
     return ranked(best.values(), k)
 
 
+def with_group_scores(index: Any, vector: np.ndarray, hits: list[ListingHit],
+                      weight: float = GROUP_WEIGHT) -> list[ListingHit]:
+    """Hits re-scored with their product's mean similarity (see the module docstring), best
+    first; unchanged when the weight is 0 or the backend cannot score groups."""
+    if weight <= 0 or not hits:
+        return hits
+    try:
+        groups = index.group_scores(vector, [hit.listing_id for hit in hits])
+    except NotImplementedError:
+        return hits
+    return ranked((ListingHit(hit.listing_id,
+                              (1 - weight) * hit.score + weight * groups.get(hit.listing_id,
+                                                                             hit.score),
+                              hit.image) for hit in hits), len(hits))
+
+
 def search_images(index: Any, vector: np.ndarray, k: int, search_filter: Any = None,
                   reranker: Any = None, query_image: Image.Image | None = None,
                   image_loader: Callable[[str], Image.Image] | None = None,
@@ -86,13 +111,14 @@ def search_images(index: Any, vector: np.ndarray, k: int, search_filter: Any = N
                   views: Sequence[tuple[float, float, float]] = VIEWS,
                   view_penalty: float = VIEW_PENALTY,
                   photos_of: Callable[[str], Sequence[str]] | None = None,
-                  deep_n: int = DEEP_N) -> list[ListingHit]:
+                  deep_n: int = DEEP_N, group_weight: float = GROUP_WEIGHT) -> list[ListingHit]:
     """The ``k`` best listings for the query, best first.
 
     ``vector`` is the embedding of the whole query photo. With ``embedder`` (the one that built
     the index) and ``query_image``, the crops ``views`` of the photo are searched too and merged
     (see the module docstring); ``views=()`` turns that off. ``photos_of(listing_id)`` lets the
     re-ranker verify every photo of a candidate, not only its best first-stage photo.
+    ``group_weight`` mixes in the whole-product score (0 turns it off).
     """
     rerank = reranker is not None and query_image is not None and image_loader is not None
     depth = max(k, rerank_top_n, deep_n) if rerank else k
@@ -103,6 +129,7 @@ def search_images(index: Any, vector: np.ndarray, k: int, search_filter: Any = N
             vectors = embedder.embed_images(crops)
             lists = [hits] + [_search(index, v, depth, search_filter) for v in vectors]
             hits = merge_hits(lists, [0.0] + [view_penalty] * len(crops), depth)
+    hits = with_group_scores(index, vector, hits, group_weight)
     if rerank and hits:
         extra: dict[str, Any] = {"photos_of": photos_of} if photos_of is not None else {}
         if deep_n > rerank_top_n:

@@ -209,6 +209,26 @@ def test_delete_removes_every_photo_of_the_listings(make_index):
     assert index.delete([]) == 0 and index.delete(["L1"]) == 0
 
 
+def test_group_scores_average_every_photo_of_the_product(make_index):
+    vectors = _unit(np.random.default_rng(1).normal(size=(6, 8)))
+    # P1 is listed twice (L1 with two photos, L2 with one); L3 has no product id; L4 is P2
+    records = [IndexRecord("L1", "a.jpg", {"product_id": "P1"}),
+               IndexRecord("L1", "b.jpg", {"product_id": "P1"}),
+               IndexRecord("L2", "c.jpg", {"product_id": "P1"}),
+               IndexRecord("L3", "d.jpg"), IndexRecord("L3", "e.jpg"),
+               IndexRecord("L4", "f.jpg", {"product_id": "P2"})]
+    index = make_index(8)
+    index.add(records, vectors)
+    query = vectors[0]
+    scores = index.group_scores(query, {"L2", "L3", "unknown"})
+    assert set(scores) == {"L2", "L3"}
+    # L2 scores on all three photos of P1, though only one of them is its own
+    assert scores["L2"] == pytest.approx(float(np.mean(vectors[:3] @ query)), abs=1e-5)
+    # without a product id the group is the listing's own photos
+    assert scores["L3"] == pytest.approx(float(np.mean(vectors[3:5] @ query)), abs=1e-5)
+    assert index.group_scores(query, []) == {}
+
+
 def test_listing_scores_are_exact_inner_products(make_index):
     index, vectors = _small(make_index)
     scores = index.listing_scores(vectors[3], {"L1", "L3", "unknown"})

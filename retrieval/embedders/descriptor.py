@@ -286,6 +286,11 @@ def describe(image: Image.Image) -> np.ndarray:
     ])
 
 
+def foreground_mask(rgb: np.ndarray) -> np.ndarray:
+    """The product mask step 1 uses (the whole frame when the border is not a backdrop)."""
+    return _foreground(rgb)
+
+
 def raw_descriptor(image: Image.Image) -> np.ndarray:
     """``describe`` L2-normalised: the input of the projection (``retrieval.embedders.projection``)."""
     return l2_normalise(describe(image)[None, :])[0]

@@ -14,6 +14,16 @@ relative to how far photos of the *same* product spread:
 3. keep the leading eigenvectors of the between-product scatter in that whitened space (at most
    ``products - 1`` of them, the rank of that scatter).
 
+Each photo also enters the fit as two altered copies that stand for what a seller's photo of
+the same product may differ by: mirrored (another pose or side), and with the hue of its
+foreground turned by 60 to 300 degrees (another colour of the same article; the turn is drawn
+from the photo's path, so fits are repeatable). They widen the within-product scatter along
+pose and colour, so the projection leans less on either. On the dev set's 177 reserved photos
+(first stage only, products scored as in ``retrieval.search``) the projection alone took
+recall@1 / @5 from 0.667 / 0.774 (raw descriptor) to 0.791 / 0.949; without the altered
+copies the best regularisation gave 0.785 / 0.949, with mirrored copies only 0.791 / 0.949 but
+unseen colours fell from 0.564 to 0.436 at rank 1.
+
 The result is a ``mean`` and a ``matrix`` (raw dim x kept dim); ``DescriptorEmbedder`` applies
 ``(raw - mean) @ matrix`` and L2-normalises. Reserved photos (the eval queries) are never used.
 
@@ -30,6 +40,7 @@ import argparse
 import hashlib
 import json
 import sys
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_PATH = Path(__file__).with_name("descriptor_projection.npz")
-REG = 0.01  # floor on the within-product eigenvalues, as a share of the largest
+REG = 0.003  # floor on the within-product eigenvalues, as a share of the largest
 MAX_DIM = 256  # dimensions kept at most (also bounded by products - 1)
 
 
@@ -133,17 +144,39 @@ def catalog_photos(folder: str | Path) -> tuple[list[Path], list[str]]:
     return paths, labels
 
 
-def raw_descriptors(paths: Sequence[Path], progress: bool = True) -> np.ndarray:
+def hue_turned(image, path: Path):
+    """The photo with its foreground's hue turned by 60-300 degrees (drawn from the path)."""
+    import cv2
     from PIL import Image
+
+    from retrieval.embedders.descriptor import foreground_mask
+
+    rgb = np.asarray(image.convert("RGB"))
+    turn = 30 + zlib.crc32(path.as_posix().encode()) % 120  # OpenCV hue units: 2 degrees
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    hue = hsv[..., 0].astype(np.int32)
+    hsv[..., 0] = np.where(foreground_mask(rgb), (hue + turn) % 180, hue).astype(np.uint8)
+    return Image.fromarray(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB))
+
+
+def raw_descriptors(paths: Sequence[Path], progress: bool = True,
+                    altered: bool = False) -> np.ndarray:
+    """Raw descriptors of the photos, in order; with ``altered`` also of each photo's mirrored
+    and hue-turned copies (rows ``[photos, mirrored, hue-turned]``, three times as many)."""
+    from PIL import Image, ImageOps
     from tqdm import tqdm
 
     from retrieval.embedders.descriptor import raw_descriptor
 
-    rows = []
+    rows: list[list[np.ndarray]] = [[], [], []]
     for path in tqdm(paths, desc="describing photos", unit="img", disable=not progress):
-        with Image.open(path) as image:
-            rows.append(raw_descriptor(image))
-    return np.stack(rows).astype(np.float32)
+        with Image.open(path) as opened:
+            image = opened.convert("RGB")
+        rows[0].append(raw_descriptor(image))
+        if altered:
+            rows[1].append(raw_descriptor(ImageOps.mirror(image)))
+            rows[2].append(raw_descriptor(hue_turned(image, path)))
+    return np.stack([row for part in rows for row in part]).astype(np.float32)
 
 
 def _normalised(rows: np.ndarray) -> np.ndarray:
@@ -165,7 +198,8 @@ def split_check(folder: Path, reserved: Path, seeds: int = 3, reg: float = REG) 
     """Fit on half the products, score the reserved photos of the other half against the whole
     catalog, raw descriptor vs projected; one row per seed."""
     paths, labels = catalog_photos(folder)
-    raw = raw_descriptors(paths)
+    every = raw_descriptors(paths, altered=True)
+    raw = every[:len(paths)]
     cases = [json.loads(line) for line in reserved.read_text().splitlines() if line.strip()]
     query_paths = [(reserved.parent / case["image"]).resolve() for case in cases]
     query_labels = [case["expect"]["relevant_product_ids"][0] for case in cases]
@@ -177,7 +211,8 @@ def split_check(folder: Path, reserved: Path, seeds: int = 3, reg: float = REG) 
         fitted = set(np.random.default_rng(seed).permutation(products)[: len(products) // 2])
         train = np.array([label in fitted for label in labels_arr])
         held = [i for i, label in enumerate(query_labels) if label not in fitted]
-        mean, matrix = fit_lda(raw[train], labels_arr[train], reg)
+        mean, matrix = fit_lda(every[np.tile(train, 3)], np.tile(labels_arr, 3)[np.tile(train, 3)],
+                               reg)
         row: dict = {"seed": seed, "queries": len(held)}
         for name, (gallery, queries) in {
                 "raw": (_normalised(raw), _normalised(query_raw[held])),
@@ -211,11 +246,11 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         print(f"error: no listing of {args.catalog} has a product_id", file=sys.stderr)
         return 2
-    raw = raw_descriptors(paths)
-    mean, matrix = fit_lda(raw, labels, args.reg)
+    raw = raw_descriptors(paths, altered=True)
+    mean, matrix = fit_lda(raw, labels * 3, args.reg)
     info = {"catalog": args.catalog.name, "photos": len(paths), "products": len(set(labels)),
             "reg": args.reg, "raw_dim": int(raw.shape[1]), "dim": int(matrix.shape[1]),
-            "method": "regularised LDA over product_id groups"}
+            "method": "regularised LDA over product_id groups, photos + mirrored + hue-turned"}
     projection = Projection(mean, matrix, info)
     print(f"wrote {projection.save(args.out)}: {info}, digest {projection.digest}")
     return 0
