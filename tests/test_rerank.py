@@ -180,3 +180,48 @@ def test_deep_pass_skipped_when_a_first_hit_is_the_picture(photos):
     reranked = LocalFeatureReranker().rerank(query, hits, _load, top_n=1, deep_n=3)
     assert [hit.listing_id for hit in reranked] == ["L-right", "L2", "L-copy"]
     assert reranked[1:] == hits[1:]
+
+
+def _pasted_on(backdrop: Image.Image, product: Image.Image, share: float = 0.45) -> Image.Image:
+    """``product`` shrunk to ``share`` of the backdrop's side and pasted near its middle."""
+    out = backdrop.convert("RGB").resize((640, 640))
+    side = int(640 * share)
+    small = product.convert("RGB").resize((side, side))
+    out.paste(small, (int(640 * 0.3), int(640 * 0.28)))
+    return out
+
+
+def test_the_product_in_front_beats_the_catalog_photo_behind_it(photos):
+    # a seller photographs a watch in front of a poster of a garment listed in the catalog:
+    # both are copies of catalog pictures, the garment fills the frame and wins the first stage
+    backdrop, product = photos["MH01"], photos["WS03"]
+    query = _pasted_on(_load(backdrop), _load(product))
+    hits = [ListingHit("L-backdrop", 0.9, backdrop), ListingHit("L-product", 0.4, product),
+            ListingHit("L-other", 0.5, photos["tower-fan"])]
+    reranked = LocalFeatureReranker().rerank(query, hits, _load, top_n=3)
+    assert [h.listing_id for h in reranked][0] == "L-product"
+    scores = {h.listing_id: h.score for h in reranked}
+    assert scores["L-product"] == pytest.approx(0.4 + 0.5)  # the whole bonus
+    # the backdrop is seen, but it is not what the photo is of: it keeps no bonus
+    assert scores["L-backdrop"] <= 0.9 + 1e-9
+
+
+def test_pixels_confirm_a_copy_with_few_inliers(photos):
+    # a small copy keeps few keypoints; the photometric check still calls it the same picture
+    from retrieval.rerank import SAME_NCC, _grey, agreement, fit_homography, photo_view
+
+    original = _load(photos["WS03"])
+    small = original.convert("RGB").resize((150, 150))
+    query = Image.new("RGB", (640, 640), (40, 90, 60))
+    query.paste(small, (250, 260))
+    count, homography = fit_homography(local_features(query), local_features(original))
+    assert homography is not None
+    view = photo_view(original)
+    assert agreement(_grey(query), view, homography) >= SAME_NCC
+    # another product is not confirmed through a forced fit
+    other = photo_view(_load(photos["MH01"]))
+    assert agreement(_grey(query), other, homography) < SAME_NCC
+    hits = [ListingHit("L-other", 0.6, photos["MH01"]), ListingHit("L-copy", 0.3, photos["WS03"])]
+    reranked = LocalFeatureReranker().rerank(query, hits, _load, top_n=2)
+    assert reranked[0].listing_id == "L-copy" and reranked[0].score == pytest.approx(0.8)
+    assert count > 0
