@@ -300,7 +300,7 @@ def bonus(count: int) -> float:
 class LocalFeatureReranker:
     """Geometric verification of the first candidates; see the module docstring."""
 
-    name = "sift-homography-v1"
+    name = "sift-homography-ncc-v2"
 
     def __init__(self, cache_size: int = CACHE_SIZE) -> None:
         self.cache_size = cache_size
