@@ -184,44 +184,80 @@ class FaissIndex(VectorIndex):
 
     def search(self, vector: np.ndarray, k: int = 10,
                filter: SearchFilter | None = None) -> list[ListingHit]:
-        query = self._query(vector)
+        return self._search_rows(self._query(vector), k, filter)[0]
+
+    def search_batch(self, vectors: np.ndarray, k: int = 10,
+                     filter: SearchFilter | None = None) -> list[list[ListingHit]]:
+        """Every row's answer is exactly the one ``search`` gives, for less: the filter is
+        evaluated once, and IVF and HNSW structures answer the first round of every row in one
+        FAISS call (the rare row that needs more photos continues alone, as ``search`` would).
+
+        A flat structure is still asked one row at a time: FAISS picks its exact kernel by the
+        shape of the batch (one query on a large index is scored by a matrix product split over
+        threads, several by a scan per query), and the two sums differ in the last bit, which is
+        enough to reorder near ties. IVF and HNSW score each query by the same scan whatever the
+        batch (their coarse quantizer is asked in groups small enough to stay on that path)."""
+        rows = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
+        if rows.ndim != 2 or rows.shape[1] != self.dim:
+            raise IndexMismatchError(f"queries have shape {rows.shape}, index has dimension "
+                                     f"{self.dim}")
+        return self._search_rows(rows, k, filter)
+
+    def _search_rows(self, queries: np.ndarray, k: int,
+                     filter: SearchFilter | None) -> list[list[ListingHit]]:
+        """The answers for ``queries`` (``(n, dim)`` contiguous float32), one list per row."""
         if k <= 0 or len(self) == 0:
-            return []
+            return [[] for _ in range(len(queries))]
         self._settle_forced_type()
         passing: np.ndarray | None = None  # rows that pass the filter; None = all rows
         if filter is not None and not filter.is_empty:
             passing = np.flatnonzero(self._columns.mask(filter))
             if passing.size == 0:
-                return []
+                return [[] for _ in range(len(queries))]
         n_pass = len(self) if passing is None else int(passing.size)
         if passing is not None and self._type != "flat" and n_pass <= self.exact_below:
-            return self._exact(query, passing, k)
+            return [self._exact(queries[i:i + 1], passing, k) for i in range(len(queries))]
         selector = keep_alive = None
         if passing is not None or self._tombstones:
             selector, keep_alive = self._selector(self._ids if passing is None
                                                   else self._ids[passing])
         fetch = min(n_pass, max(MIN_FETCH, k * PHOTOS_PER_LISTING))
+        params = self._params(selector, fetch, self.nprobe)
+        answers = []
+        group = 1 if self._type == "flat" else _batch_rows(self.dim)
+        for start in range(0, len(queries), group):
+            chunk = queries[start:start + group]
+            scores, ids = self._faiss.search(chunk, fetch, params=params)
+            for i in range(len(chunk)):
+                answers.append(self._settle(chunk[i:i + 1], scores[i], ids[i], k, fetch, n_pass,
+                                            passing, selector))
+        del keep_alive  # the selector's bitmap, alive until the search is done
+        return answers
+
+    def _settle(self, query: np.ndarray, scores: np.ndarray, ids: np.ndarray, k: int,
+                fetch: int, n_pass: int, passing: np.ndarray | None,
+                selector: Any) -> list[ListingHit]:
+        """One query's listings from FAISS's first answer (``fetch`` photos); while fewer than
+        ``k`` listings are found and more photos pass, fetch twice as many (IVF first scans
+        more lists when its structure ran dry; an exact scan ends it when nothing else can)."""
         nprobe = self.nprobe
         while True:
-            scores, ids = self._faiss.search(query, fetch,
-                                             params=self._params(selector, fetch, nprobe))
-            found = ids[0] >= 0
-            rows = np.searchsorted(self._ids, ids[0][found])
-            hits = self._aggregate(scores[0][found], rows, k)
+            found = ids >= 0
+            rows = np.searchsorted(self._ids, ids[found] if not found.all() else ids)
+            hits = self._aggregate(scores[found] if rows.size < scores.size else scores, rows, k)
             if len(hits) >= k or rows.size >= n_pass:
-                break
-            if rows.size < fetch:  # the approximate structure ran dry before ``fetch`` photos
-                if self._type == "ivf" and nprobe < self._faiss.nlist:
-                    nprobe = min(self._faiss.nlist, nprobe * 2)
-                    continue
-                if fetch >= n_pass:
-                    hits = self._exact(query, passing, k)
-                    break
-            if fetch >= n_pass:
-                break
-            fetch = min(n_pass, fetch * 2)
-        del keep_alive  # the selector's bitmap, alive until the search is done
-        return hits
+                return hits
+            ran_dry = rows.size < fetch  # the approximate structure gave fewer than asked
+            if ran_dry and self._type == "ivf" and nprobe < self._faiss.nlist:
+                nprobe = min(self._faiss.nlist, nprobe * 2)
+            elif ran_dry and fetch >= n_pass:
+                return self._exact(query, passing, k)
+            elif fetch >= n_pass:
+                return hits
+            else:
+                fetch = min(n_pass, fetch * 2)
+            answer = self._faiss.search(query, fetch, params=self._params(selector, fetch, nprobe))
+            scores, ids = answer[0][0], answer[1][0]
 
     def listing_scores(self, vector: np.ndarray,
                        listing_ids: Iterable[str]) -> dict[str, ListingHit]:
@@ -410,6 +446,16 @@ class FaissIndex(VectorIndex):
         names = self._columns.vocab["listing_id"]
         return ranked((ListingHit(names[codes[i]], float(values[i]),
                                   self._columns.image(int(rows[i]))) for i in positions), k)
+
+
+def _batch_rows(dim: int) -> int:
+    """Query rows per FAISS call in ``search_batch``: while rows x dim stays below
+    ``distance_compute_blas_threshold`` FAISS scores each query on its own, as for a single
+    query (past it, exact search switches to a matrix product whose sums may differ in the last
+    bit, and with them the order of near ties)."""
+    import faiss
+
+    return max(1, (int(faiss.cvar.distance_compute_blas_threshold) - 1) // dim)
 
 
 class ImageIndex(FaissIndex):
