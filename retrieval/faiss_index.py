@@ -98,6 +98,7 @@ class FaissIndex(VectorIndex):
         self._columns = PayloadColumns()
         self._photo_counts: Counter[str] = Counter()
         self._tombstones = 0
+        self._plain_params: dict[tuple[str, int, int], Any] = {}
         if records:
             self.add(records, vectors)
 
@@ -243,8 +244,10 @@ class FaissIndex(VectorIndex):
         nprobe = self.nprobe
         while True:
             found = ids >= 0
-            rows = np.searchsorted(self._ids, ids[found] if not found.all() else ids)
-            hits = self._aggregate(scores[found] if rows.size < scores.size else scores, rows, k)
+            if not found.all():
+                scores, ids = scores[found], ids[found]
+            rows = self._rows_of_ids(ids)
+            hits = self._aggregate(scores, rows, k, ordered=True)
             if len(hits) >= k or rows.size >= n_pass:
                 return hits
             ran_dry = rows.size < fetch  # the approximate structure gave fewer than asked
@@ -258,6 +261,14 @@ class FaissIndex(VectorIndex):
                 fetch = min(n_pass, fetch * 2)
             answer = self._faiss.search(query, fetch, params=self._params(selector, fetch, nprobe))
             scores, ids = answer[0][0], answer[1][0]
+
+    def _rows_of_ids(self, ids: np.ndarray) -> np.ndarray:
+        """Row numbers of vector ids. Ids ascend with the rows, so while nothing was deleted
+        (ids ``0 .. n-1``) an id is its row and the lookup is skipped."""
+        live = self._ids
+        if live.size and int(live[-1]) == live.size - 1:
+            return ids
+        return np.searchsorted(live, ids)
 
     def listing_scores(self, vector: np.ndarray,
                        listing_ids: Iterable[str]) -> dict[str, ListingHit]:
@@ -405,6 +416,20 @@ class FaissIndex(VectorIndex):
         return faiss.IDSelectorBitmap(self._next_id, faiss.swig_ptr(bitmap)), bitmap
 
     def _params(self, selector: Any, fetch: int, nprobe: int) -> Any:
+        """FAISS search parameters; those without a selector are made once and reused (FAISS
+        only reads them, so threads may share them)."""
+        if selector is None:
+            key = (self._type, fetch, nprobe)
+            try:
+                return self._plain_params[key]
+            except KeyError:
+                if len(self._plain_params) > 64:
+                    self._plain_params.clear()
+                params = self._plain_params[key] = self._new_params(None, fetch, nprobe)
+                return params
+        return self._new_params(selector, fetch, nprobe)
+
+    def _new_params(self, selector: Any, fetch: int, nprobe: int) -> Any:
         import faiss
 
         extra = {} if selector is None else {"sel": selector}
@@ -421,31 +446,37 @@ class FaissIndex(VectorIndex):
         scores = self._faiss.reconstruct_batch(self._ids[rows]) @ query[0]
         return self._aggregate(scores, rows, k)
 
-    def _aggregate(self, scores: np.ndarray, rows: np.ndarray, k: int) -> list[ListingHit]:
+    def _aggregate(self, scores: np.ndarray, rows: np.ndarray, k: int,
+                   ordered: bool = False) -> list[ListingHit]:
         """The ``k`` best listings among photo ``rows`` with their ``scores``.
 
-        FAISS answers best first, so the sort is skipped when the scores are already in order;
-        the first (best) photo of each listing is then found in one pass over at most a few
-        dozen rows, which costs less than sorting the listing codes."""
+        FAISS answers best first (``ordered``), so only exact scans sort; the first (best)
+        photo of each listing is then found among at most a few dozen rows, and only listings
+        tied on score need the sort by listing id that ``ranked`` does: this runs on every
+        query, so it stays in a handful of C-level list operations."""
         if rows.size == 0:
             return []
-        if scores.size > 1 and not bool((scores[:-1] >= scores[1:]).all()):
+        if not ordered:
             order = np.argsort(-scores, kind="stable")
             scores, rows = scores[order], rows[order]
         codes = self._columns.codes("listing_id")[rows].tolist()
         values = scores.tolist()
-        first: dict[int, int] = {}  # listing code -> position of its best photo
-        for position, code in enumerate(codes):
-            if code not in first:
-                first[code] = position
-        positions = list(first.values())  # best first
+        # listing code -> position of its best photo: walking backwards, the best one is
+        # written last; the positions sorted are then the listings best first
+        first = dict(zip(reversed(codes), range(len(codes) - 1, -1, -1)))
+        positions = sorted(first.values())
         if len(positions) > k:
             # keep the k best, plus any listing tied with the k-th (ties go by listing id)
             kth = values[positions[k - 1]]
             positions = [i for i in positions if values[i] >= kth]
         names = self._columns.vocab["listing_id"]
-        return ranked((ListingHit(names[codes[i]], float(values[i]),
-                                  self._columns.image(int(rows[i]))) for i in positions), k)
+        images = self._columns.images_at(rows[positions].tolist())
+        hits = [ListingHit(names[codes[i]], values[i], image)
+                for i, image in zip(positions, images)]
+        best = [values[i] for i in positions]
+        if all(a > b for a, b in zip(best, best[1:])):  # no ties: already in ``ranked`` order
+            return hits[:k]
+        return ranked(hits, k)
 
 
 def _batch_rows(dim: int) -> int:
