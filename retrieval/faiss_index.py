@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,9 @@ NPROBE = 32  # IVF lists scanned per query
 EXACT_BELOW = 10_000  # a filter passing at most this many vectors is answered exactly
 MIN_FETCH = 64  # photos fetched by the first round of a search
 PHOTOS_PER_LISTING = 4  # first-round over-fetch factor: photos per listing wanted
+# vectors from which FAISS splits one unfiltered query's exact scan over its threads (a matrix
+# product per thread), scoring it differently in the last bit from a batch (see search_batch)
+FLAT_SPLIT_MIN = 10_000
 VECTORS_FILE = "vectors.faiss"
 
 
@@ -193,11 +197,13 @@ class FaissIndex(VectorIndex):
         evaluated once, and IVF and HNSW structures answer the first round of every row in one
         FAISS call (the rare row that needs more photos continues alone, as ``search`` would).
 
-        A flat structure is still asked one row at a time: FAISS picks its exact kernel by the
-        shape of the batch (one query on a large index is scored by a matrix product split over
-        threads, several by a scan per query), and the two sums differ in the last bit, which is
-        enough to reorder near ties. IVF and HNSW score each query by the same scan whatever the
-        batch (their coarse quantizer is asked in groups small enough to stay on that path)."""
+        A large flat structure searched without a filter is still asked one row at a time:
+        there FAISS scores a single query by a matrix product split over its threads (from
+        ``FLAT_SPLIT_MIN`` vectors on) and several queries by a scan each, and the two sums
+        differ in the last bit, which is enough to reorder near ties. Below that size, with a
+        filter, and for IVF and HNSW, each query is scored by the same scan whatever the batch
+        (the coarse quantizer is asked in groups small enough to stay on that path); the tests
+        pin both sides of the rule."""
         rows = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
         if rows.ndim != 2 or rows.shape[1] != self.dim:
             raise IndexMismatchError(f"queries have shape {rows.shape}, index has dimension "
@@ -207,7 +213,8 @@ class FaissIndex(VectorIndex):
     def _search_rows(self, queries: np.ndarray, k: int,
                      filter: SearchFilter | None) -> list[list[ListingHit]]:
         """The answers for ``queries`` (``(n, dim)`` contiguous float32), one list per row."""
-        if k <= 0 or len(self) == 0:
+        size = len(self._columns)
+        if k <= 0 or size == 0:
             return [[] for _ in range(len(queries))]
         self._settle_forced_type()
         passing: np.ndarray | None = None  # rows that pass the filter; None = all rows
@@ -215,7 +222,7 @@ class FaissIndex(VectorIndex):
             passing = np.flatnonzero(self._columns.mask(filter))
             if passing.size == 0:
                 return [[] for _ in range(len(queries))]
-        n_pass = len(self) if passing is None else int(passing.size)
+        n_pass = size if passing is None else int(passing.size)
         if passing is not None and self._type != "flat" and n_pass <= self.exact_below:
             return [self._exact(queries[i:i + 1], passing, k) for i in range(len(queries))]
         selector = keep_alive = None
@@ -225,10 +232,16 @@ class FaissIndex(VectorIndex):
         fetch = min(n_pass, max(MIN_FETCH, k * PHOTOS_PER_LISTING))
         params = self._params(selector, fetch, self.nprobe)
         answers = []
-        group = 1 if self._type == "flat" else _batch_rows(self.dim)
+        one_by_one = (len(queries) == 1 or self._type == "flat" and selector is None
+                      and self._faiss.ntotal >= FLAT_SPLIT_MIN)
+        group = 1 if one_by_one else _batch_rows(self.dim)
         for start in range(0, len(queries), group):
             chunk = queries[start:start + group]
-            scores, ids = self._faiss.search(chunk, fetch, params=params)
+            if len(chunk) > 1:
+                with _one_faiss_thread():
+                    scores, ids = self._faiss.search(chunk, fetch, params=params)
+            else:
+                scores, ids = self._faiss.search(chunk, fetch, params=params)
             for i in range(len(chunk)):
                 answers.append(self._settle(chunk[i:i + 1], scores[i], ids[i], k, fetch, n_pass,
                                             passing, selector))
@@ -243,8 +256,8 @@ class FaissIndex(VectorIndex):
         more lists when its structure ran dry; an exact scan ends it when nothing else can)."""
         nprobe = self.nprobe
         while True:
-            found = ids >= 0
-            if not found.all():
+            if ids.size and ids[-1] < 0:  # fewer photos than asked: FAISS pads the end with -1
+                found = ids >= 0
                 scores, ids = scores[found], ids[found]
             rows = self._rows_of_ids(ids)
             hits = self._aggregate(scores, rows, k, ordered=True)
@@ -450,10 +463,11 @@ class FaissIndex(VectorIndex):
                    ordered: bool = False) -> list[ListingHit]:
         """The ``k`` best listings among photo ``rows`` with their ``scores``.
 
-        FAISS answers best first (``ordered``), so only exact scans sort; the first (best)
-        photo of each listing is then found among at most a few dozen rows, and only listings
-        tied on score need the sort by listing id that ``ranked`` does: this runs on every
-        query, so it stays in a handful of C-level list operations."""
+        FAISS answers best first (``ordered``), so only exact scans sort. The photos are then
+        walked best first until ``k`` listings are found and the next photo scores below the
+        k-th (a listing tied with the k-th is kept: ties go by listing id), so only the head of
+        the answer is looked at. This runs on every query right after FAISS has swept the
+        CPU caches, so it stays in a few list operations over the head."""
         if rows.size == 0:
             return []
         if not ordered:
@@ -461,22 +475,48 @@ class FaissIndex(VectorIndex):
             scores, rows = scores[order], rows[order]
         codes = self._columns.codes("listing_id")[rows].tolist()
         values = scores.tolist()
-        # listing code -> position of its best photo: walking backwards, the best one is
-        # written last; the positions sorted are then the listings best first
-        first = dict(zip(reversed(codes), range(len(codes) - 1, -1, -1)))
-        positions = sorted(first.values())
-        if len(positions) > k:
-            # keep the k best, plus any listing tied with the k-th (ties go by listing id)
-            kth = values[positions[k - 1]]
-            positions = [i for i in positions if values[i] >= kth]
+        seen: set[int] = set()
+        positions: list[int] = []  # of each listing's best photo, best first
+        for position, code in enumerate(codes):
+            if code in seen:
+                continue
+            if len(positions) >= k and values[position] < values[positions[k - 1]]:
+                break
+            seen.add(code)
+            positions.append(position)
+        best = [values[i] for i in positions]
+        tied = len(set(best)) < len(best)  # best first, so no repeated score means no tie
+        if not tied:
+            positions = positions[:k]  # already in ``ranked`` order
         names = self._columns.vocab["listing_id"]
-        images = self._columns.images_at(rows[positions].tolist())
+        rows = rows.tolist()
+        images = self._columns.images_at([rows[i] for i in positions])
         hits = [ListingHit(names[codes[i]], values[i], image)
                 for i, image in zip(positions, images)]
-        best = [values[i] for i in positions]
-        if all(a > b for a, b in zip(best, best[1:])):  # no ties: already in ``ranked`` order
-            return hits[:k]
-        return ranked(hits, k)
+        return ranked(hits, k) if tied else hits
+
+
+@contextmanager
+def _one_faiss_thread() -> Iterator[None]:
+    """FAISS's OpenMP team of the calling thread cut to one thread for the duration.
+
+    FAISS splits a batch of queries over its threads. For the handful of rows of one photo
+    search that saves little when the machine is idle (a few hundred microseconds on the demo
+    index) and stalls badly when it is not: with another process holding the second of two
+    cores, six rows took 20 ms instead of 0.3 ms, the thread team waiting for a time slice.
+    Each query is scored by the same scan either way, so the answers do not change. The
+    setting is per calling thread in OpenMP, hence set and restored around the call."""
+    import faiss
+
+    previous = faiss.omp_get_max_threads()
+    if previous == 1:
+        yield
+        return
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
 
 
 def _batch_rows(dim: int) -> int:

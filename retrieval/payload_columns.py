@@ -92,7 +92,7 @@ class PayloadColumns:
         self._flush()
         return self._images[row]
 
-    def images_at(self, rows: Iterable[int]) -> list[str]:
+    def images_at(self, rows: list[int]) -> list[str]:
         """The image paths of several rows (one call per search, not one per hit)."""
         self._flush()
         images = self._images
