@@ -7,6 +7,10 @@
 * a truncated or corrupt file fails the full decode (422);
 * the decode applies EXIF orientation (``retrieval.images.decode_image``).
 
+``check_header`` does the first three without decoding a pixel (a few dozen microseconds): the
+image search route calls only it and leaves the decode to the query encoder
+(``retrieval.query``), whose decode errors it answers 422; ``check_photo`` does all four.
+
 Nothing here imports the agents: a worker process checks uploads cheaply.
 """
 
