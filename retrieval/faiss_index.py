@@ -13,8 +13,8 @@ Index types (``index_type``):
 
 A large catalog is built by asking for ``hnsw`` or ``ivf``, calling :meth:`FaissIndex.train`
 (IVF: on a sample of the catalog's vectors) and adding in batches: the vectors go straight into
-the final structure, never held twice (``make bench-scale``: a million 2,542-float vectors as IVF
-in 10.7 GiB at peak).
+the final structure, never held twice (``make bench-scale``: a million 217-float vectors as IVF
+in 1.5 GiB at peak).
 
 Every vector has a stable ``int64`` id (ids only grow, never reused). Filters are evaluated on
 the payload columns into the ids that pass, handed to FAISS as an ``IDSelectorBitmap`` so the
