@@ -34,14 +34,14 @@ eval: install
 index: install
 	HF_HUB_OFFLINE=1 $(VENV)/bin/sourcing index build --catalog data/catalogs/demo --out var/index/demo
 
-# overheads as ratios against bare baselines, measured in one run (a few minutes); exits 1 when a
+# overheads as ratios against bare baselines, measured in one run (about a minute); exits 1 when a
 # target is missed. Not part of `make test`: tests check behaviour, never wall-clock time.
 bench: install
 	HF_HUB_OFFLINE=1 $(PY) -m bench.bench
 
-# 1,000,000 synthetic listings: build, save, load, search with and without filters (~15 minutes
-# on 2 cores, up to 12 GiB of memory). The fixed mmap threshold makes glibc hand the inverted
-# lists' buffers back when they grow, instead of keeping the freed ones in its heap.
+# 1,000,000 synthetic listings: build, save, load, search with and without filters (~2 minutes
+# on 2 cores, 1.5 GiB of memory at 217 floats a vector). The fixed mmap threshold makes glibc hand
+# the inverted lists' buffers back when they grow, instead of keeping the freed ones in its heap.
 bench-scale: install
 	HF_HUB_OFFLINE=1 MALLOC_MMAP_THRESHOLD_=131072 $(PY) -m bench.scale
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from data.catalog.schema import Catalog
     from retrieval.embedders.base import ImageEmbedder, TextEmbedder
     from retrieval.index import VectorIndex
+    from retrieval.query import QueryEncoder
 
 
 def utc_now() -> datetime:
@@ -50,6 +51,18 @@ class Services:
     # file keeping the re-ranker's catalog photo features between start-ups
     # (retrieval.feature_store); None: computed at start-up and not kept
     feature_store: Path | None = None
+    # turns a query photo into its decoded image and vectors (retrieval.query); None: the
+    # standard encoder over ``image_embedder``, made when asked for, so that replacing the
+    # embedder (dataclasses.replace) never leaves an encoder of the old one behind
+    query_encoder: QueryEncoder | None = None
+
+    def encoder(self) -> QueryEncoder:
+        """The query-photo encoder: ``query_encoder`` when given, else the standard one."""
+        if self.query_encoder is not None:
+            return self.query_encoder
+        from retrieval.query import QueryEncoder
+
+        return QueryEncoder(self.image_embedder)
 
     def load_catalog_image(self, relative: str) -> Image.Image:
         """A catalog photo by its path relative to the catalog folder (used by re-ranking)."""

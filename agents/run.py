@@ -37,8 +37,9 @@ class SourcingRunner:
 
     def warm_up(self) -> None:
         """Load what loads lazily before the first request: the text model and category
-        embeddings, and the re-ranker's features of every catalog photo (from the feature
-        store, computing only what it lacks), so that no request pays for them."""
+        embeddings (read from ``Settings.cache_dir`` after the first start-up), and the
+        re-ranker's features of every catalog photo (from the feature store, computing only what
+        it lacks), so that no request pays for them."""
         limit_blas_threads()
         for market_data in self.services.market_data.values():
             market_data.match_category(self.services.text_embedder, "warm up", top_n=1)

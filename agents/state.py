@@ -39,6 +39,8 @@ class State(InputState, total=False):
     # intake: the decoded query photo and its embedding, reused by supplier_match
     query_image: Any
     query_vector: np.ndarray
+    # intake: the embeddings of the photo's views (retrieval.search.VIEWS), reused likewise
+    query_view_vectors: np.ndarray
     # intake: unfiltered (re-ranked) image-search hits, reused by supplier_match without filters
     image_hits: list[Any]
     # supplier_match: scored (supplier, product) candidates before ranking

@@ -475,10 +475,9 @@ def search_image(
         photo = load_image(image)
     except ImageDecodeError as exc:
         _fail(str(exc))
-    vector = services.image_embedder.embed_images([photo])[0]
-    hits = search_images(services.index, vector, k, search_filter, services.reranker, photo,
-                         services.load_catalog_image,
-                         embedder=services.image_embedder)
+    query = services.encoder().encode(photo)
+    hits = search_images(services.index, query.vector, k, search_filter, services.reranker,
+                         photo, services.load_catalog_image, view_vectors=query.view_vectors)
     _print_hits(services, hits[:k], as_json)
 
 

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     index_dir: Path = REPO_ROOT / "var" / "index" / "demo"
     rules_dir: Path = DATA_DIR / "rules" / "compliance"
     market_dir: Path = DATA_DIR / "market" / "amazon_us_2023"
+    # derived vectors kept between start-ups (the market categories' text embeddings)
+    cache_dir: Path = REPO_ROOT / "var" / "cache"
 
     # vector index: FAISS in process (type chosen by size unless set) or Qdrant (local or server)
     index_backend: Literal["faiss", "qdrant"] = "faiss"

@@ -1,7 +1,8 @@
 """``make bench-scale``: the FAISS index at a million listings, on one machine.
 
 Synthetic data, said plainly: 1,000,000 listings, one photo vector each, unit vectors of the real
-embedder's dimension (``descriptor-v3``: 2,542 floats), drawn from a hierarchy that mimics a
+embedder's dimension (read from the default embedder when the run starts, ``DescriptorEmbedder``
+with its shipped projection; printed on the first line), drawn from a hierarchy that mimics a
 catalog: 40 categories, 25,000 products around the categories (cosine 0.74 to their category),
 listings around their product (cosine 0.82 to it, 0.67 between two listings of one product, about
 0.37 between listings of different products of one category, 0 across categories). Metadata per
@@ -12,8 +13,8 @@ kinds in turn: factory with MOQ <= 300; certification CE; the query's category).
 
 The index is IVF (``IndexIVFFlat``, ``nlist`` lists trained on a sample, then filled batch by
 batch: the vectors are never held twice), saved, freed, loaded and searched. HNSW, the default
-above 50,000 vectors, is not used here: building a graph over a million 2,542-float vectors takes
-hours on two cores (each insertion reads thousands of 10 kB vectors at random). Recall@10 is
+above 50,000 vectors, is not used here: building a graph over a million vectors takes far longer
+on two cores than filling IVF lists (each insertion reads thousands of vectors at random). Recall@10 is
 against exact search over every vector (regenerated chunk by chunk from the same seeds), with
 the same filter. Peak memory is the process's maximum resident set.
 

@@ -13,8 +13,8 @@ Index types (``index_type``):
 
 A large catalog is built by asking for ``hnsw`` or ``ivf``, calling :meth:`FaissIndex.train`
 (IVF: on a sample of the catalog's vectors) and adding in batches: the vectors go straight into
-the final structure, never held twice (``make bench-scale``: a million 2,542-float vectors as IVF
-in 10.7 GiB at peak).
+the final structure, never held twice (``make bench-scale``: a million 217-float vectors as IVF
+in 1.5 GiB at peak).
 
 Every vector has a stable ``int64`` id (ids only grow, never reused). Filters are evaluated on
 the payload columns into the ids that pass, handed to FAISS as an ``IDSelectorBitmap`` so the
@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,9 @@ NPROBE = 32  # IVF lists scanned per query
 EXACT_BELOW = 10_000  # a filter passing at most this many vectors is answered exactly
 MIN_FETCH = 64  # photos fetched by the first round of a search
 PHOTOS_PER_LISTING = 4  # first-round over-fetch factor: photos per listing wanted
+# vectors from which FAISS splits one unfiltered query's exact scan over its threads (a matrix
+# product per thread), scoring it differently in the last bit from a batch (see search_batch)
+FLAT_SPLIT_MIN = 10_000
 VECTORS_FILE = "vectors.faiss"
 
 
@@ -99,6 +103,7 @@ class FaissIndex(VectorIndex):
         self._columns = PayloadColumns()
         self._photo_counts: Counter[str] = Counter()
         self._tombstones = 0
+        self._plain_params: dict[tuple[str, int, int], Any] = {}
         if records:
             self.add(records, vectors)
 
@@ -185,44 +190,99 @@ class FaissIndex(VectorIndex):
 
     def search(self, vector: np.ndarray, k: int = 10,
                filter: SearchFilter | None = None) -> list[ListingHit]:
-        query = self._query(vector)
-        if k <= 0 or len(self) == 0:
-            return []
+        return self._search_rows(self._query(vector), k, filter)[0]
+
+    def search_batch(self, vectors: np.ndarray, k: int = 10,
+                     filter: SearchFilter | None = None) -> list[list[ListingHit]]:
+        """Every row's answer is exactly the one ``search`` gives, for less: the filter is
+        evaluated once, and IVF and HNSW structures answer the first round of every row in one
+        FAISS call (the rare row that needs more photos continues alone, as ``search`` would).
+
+        A large flat structure searched without a filter is still asked one row at a time:
+        there FAISS scores a single query by a matrix product split over its threads (from
+        ``FLAT_SPLIT_MIN`` vectors on) and several queries by a scan each, and the two sums
+        differ in the last bit, which is enough to reorder near ties. Below that size, with a
+        filter, and for IVF and HNSW, each query is scored by the same scan whatever the batch
+        (the coarse quantizer is asked in groups small enough to stay on that path); the tests
+        pin both sides of the rule."""
+        rows = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
+        if rows.ndim != 2 or rows.shape[1] != self.dim:
+            raise IndexMismatchError(f"queries have shape {rows.shape}, index has dimension "
+                                     f"{self.dim}")
+        return self._search_rows(rows, k, filter)
+
+    def _search_rows(self, queries: np.ndarray, k: int,
+                     filter: SearchFilter | None) -> list[list[ListingHit]]:
+        """The answers for ``queries`` (``(n, dim)`` contiguous float32), one list per row."""
+        size = len(self._columns)
+        if k <= 0 or size == 0:
+            return [[] for _ in range(len(queries))]
         self._settle_forced_type()
         passing: np.ndarray | None = None  # rows that pass the filter; None = all rows
         if filter is not None and not filter.is_empty:
             passing = np.flatnonzero(self._columns.mask(filter))
             if passing.size == 0:
-                return []
-        n_pass = len(self) if passing is None else int(passing.size)
+                return [[] for _ in range(len(queries))]
+        n_pass = size if passing is None else int(passing.size)
         if passing is not None and self._type != "flat" and n_pass <= self.exact_below:
-            return self._exact(query, passing, k)
+            return [self._exact(queries[i:i + 1], passing, k) for i in range(len(queries))]
         selector = keep_alive = None
         if passing is not None or self._tombstones:
             selector, keep_alive = self._selector(self._ids if passing is None
                                                   else self._ids[passing])
         fetch = min(n_pass, max(MIN_FETCH, k * PHOTOS_PER_LISTING))
+        params = self._params(selector, fetch, self.nprobe)
+        answers = []
+        one_by_one = (len(queries) == 1 or self._type == "flat" and selector is None
+                      and self._faiss.ntotal >= FLAT_SPLIT_MIN)
+        group = 1 if one_by_one else _batch_rows(self.dim)
+        for start in range(0, len(queries), group):
+            chunk = queries[start:start + group]
+            if len(chunk) > 1:
+                with _one_faiss_thread():
+                    scores, ids = self._faiss.search(chunk, fetch, params=params)
+            else:
+                scores, ids = self._faiss.search(chunk, fetch, params=params)
+            for i in range(len(chunk)):
+                answers.append(self._settle(chunk[i:i + 1], scores[i], ids[i], k, fetch, n_pass,
+                                            passing, selector))
+        del keep_alive  # the selector's bitmap, alive until the search is done
+        return answers
+
+    def _settle(self, query: np.ndarray, scores: np.ndarray, ids: np.ndarray, k: int,
+                fetch: int, n_pass: int, passing: np.ndarray | None,
+                selector: Any) -> list[ListingHit]:
+        """One query's listings from FAISS's first answer (``fetch`` photos); while fewer than
+        ``k`` listings are found and more photos pass, fetch twice as many (IVF first scans
+        more lists when its structure ran dry; an exact scan ends it when nothing else can)."""
         nprobe = self.nprobe
         while True:
-            scores, ids = self._faiss.search(query, fetch,
-                                             params=self._params(selector, fetch, nprobe))
-            found = ids[0] >= 0
-            rows = np.searchsorted(self._ids, ids[0][found])
-            hits = self._aggregate(scores[0][found], rows, k)
+            if ids.size and ids[-1] < 0:  # fewer photos than asked: FAISS pads the end with -1
+                found = ids >= 0
+                scores, ids = scores[found], ids[found]
+            rows = self._rows_of_ids(ids)
+            hits = self._aggregate(scores, rows, k, ordered=True)
             if len(hits) >= k or rows.size >= n_pass:
-                break
-            if rows.size < fetch:  # the approximate structure ran dry before ``fetch`` photos
-                if self._type == "ivf" and nprobe < self._faiss.nlist:
-                    nprobe = min(self._faiss.nlist, nprobe * 2)
-                    continue
-                if fetch >= n_pass:
-                    hits = self._exact(query, passing, k)
-                    break
-            if fetch >= n_pass:
-                break
-            fetch = min(n_pass, fetch * 2)
-        del keep_alive  # the selector's bitmap, alive until the search is done
-        return hits
+                return hits
+            ran_dry = rows.size < fetch  # the approximate structure gave fewer than asked
+            if ran_dry and self._type == "ivf" and nprobe < self._faiss.nlist:
+                nprobe = min(self._faiss.nlist, nprobe * 2)
+            elif ran_dry and fetch >= n_pass:
+                return self._exact(query, passing, k)
+            elif fetch >= n_pass:
+                return hits
+            else:
+                fetch = min(n_pass, fetch * 2)
+            answer = self._faiss.search(query, fetch, params=self._params(selector, fetch, nprobe))
+            scores, ids = answer[0][0], answer[1][0]
+
+    def _rows_of_ids(self, ids: np.ndarray) -> np.ndarray:
+        """Row numbers of vector ids. Ids ascend with the rows, so while nothing was deleted
+        (ids ``0 .. n-1``) an id is its row and the lookup is skipped."""
+        live = self._ids
+        if live.size and int(live[-1]) == live.size - 1:
+            return ids
+        return np.searchsorted(live, ids)
 
     def listing_scores(self, vector: np.ndarray,
                        listing_ids: Iterable[str]) -> dict[str, ListingHit]:
@@ -389,6 +449,20 @@ class FaissIndex(VectorIndex):
         return faiss.IDSelectorBitmap(self._next_id, faiss.swig_ptr(bitmap)), bitmap
 
     def _params(self, selector: Any, fetch: int, nprobe: int) -> Any:
+        """FAISS search parameters; those without a selector are made once and reused (FAISS
+        only reads them, so threads may share them)."""
+        if selector is None:
+            key = (self._type, fetch, nprobe)
+            try:
+                return self._plain_params[key]
+            except KeyError:
+                if len(self._plain_params) > 64:
+                    self._plain_params.clear()
+                params = self._plain_params[key] = self._new_params(None, fetch, nprobe)
+                return params
+        return self._new_params(selector, fetch, nprobe)
+
+    def _new_params(self, selector: Any, fetch: int, nprobe: int) -> Any:
         import faiss
 
         extra = {} if selector is None else {"sel": selector}
@@ -405,31 +479,74 @@ class FaissIndex(VectorIndex):
         scores = self._faiss.reconstruct_batch(self._ids[rows]) @ query[0]
         return self._aggregate(scores, rows, k)
 
-    def _aggregate(self, scores: np.ndarray, rows: np.ndarray, k: int) -> list[ListingHit]:
+    def _aggregate(self, scores: np.ndarray, rows: np.ndarray, k: int,
+                   ordered: bool = False) -> list[ListingHit]:
         """The ``k`` best listings among photo ``rows`` with their ``scores``.
 
-        FAISS answers best first, so the sort is skipped when the scores are already in order;
-        the first (best) photo of each listing is then found in one pass over at most a few
-        dozen rows, which costs less than sorting the listing codes."""
+        FAISS answers best first (``ordered``), so only exact scans sort. The photos are then
+        walked best first until ``k`` listings are found and the next photo scores below the
+        k-th (a listing tied with the k-th is kept: ties go by listing id), so only the head of
+        the answer is looked at. This runs on every query right after FAISS has swept the
+        CPU caches, so it stays in a few list operations over the head."""
         if rows.size == 0:
             return []
-        if scores.size > 1 and not bool((scores[:-1] >= scores[1:]).all()):
+        if not ordered:
             order = np.argsort(-scores, kind="stable")
             scores, rows = scores[order], rows[order]
         codes = self._columns.codes("listing_id")[rows].tolist()
         values = scores.tolist()
-        first: dict[int, int] = {}  # listing code -> position of its best photo
+        seen: set[int] = set()
+        positions: list[int] = []  # of each listing's best photo, best first
         for position, code in enumerate(codes):
-            if code not in first:
-                first[code] = position
-        positions = list(first.values())  # best first
-        if len(positions) > k:
-            # keep the k best, plus any listing tied with the k-th (ties go by listing id)
-            kth = values[positions[k - 1]]
-            positions = [i for i in positions if values[i] >= kth]
+            if code in seen:
+                continue
+            if len(positions) >= k and values[position] < values[positions[k - 1]]:
+                break
+            seen.add(code)
+            positions.append(position)
+        best = [values[i] for i in positions]
+        tied = len(set(best)) < len(best)  # best first, so no repeated score means no tie
+        if not tied:
+            positions = positions[:k]  # already in ``ranked`` order
         names = self._columns.vocab["listing_id"]
-        return ranked((ListingHit(names[codes[i]], float(values[i]),
-                                  self._columns.image(int(rows[i]))) for i in positions), k)
+        rows = rows.tolist()
+        images = self._columns.images_at([rows[i] for i in positions])
+        hits = [ListingHit(names[codes[i]], values[i], image)
+                for i, image in zip(positions, images)]
+        return ranked(hits, k) if tied else hits
+
+
+@contextmanager
+def _one_faiss_thread() -> Iterator[None]:
+    """FAISS's OpenMP team of the calling thread cut to one thread for the duration.
+
+    FAISS splits a batch of queries over its threads. For the handful of rows of one photo
+    search that saves little when the machine is idle (a few hundred microseconds on the demo
+    index) and stalls badly when it is not: with another process holding the second of two
+    cores, six rows took 20 ms instead of 0.3 ms, the thread team waiting for a time slice.
+    Each query is scored by the same scan either way, so the answers do not change. The
+    setting is per calling thread in OpenMP, hence set and restored around the call."""
+    import faiss
+
+    previous = faiss.omp_get_max_threads()
+    if previous == 1:
+        yield
+        return
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
+
+
+def _batch_rows(dim: int) -> int:
+    """Query rows per FAISS call in ``search_batch``: while rows x dim stays below
+    ``distance_compute_blas_threshold`` FAISS scores each query on its own, as for a single
+    query (past it, exact search switches to a matrix product whose sums may differ in the last
+    bit, and with them the order of near ties)."""
+    import faiss
+
+    return max(1, (int(faiss.cvar.distance_compute_blas_threshold) - 1) // dim)
 
 
 class ImageIndex(FaissIndex):

@@ -145,6 +145,12 @@ class VectorIndex(ABC):
         """The ``k`` best listings that pass ``filter``, each scored by its best photo, best
         first (ties by listing id). Fewer only when fewer listings pass."""
 
+    def search_batch(self, vectors: np.ndarray, k: int = 10,
+                     filter: SearchFilter | None = None) -> list[list[ListingHit]]:
+        """``search`` for each row of ``vectors`` (``(n, dim)``), with the same answers; a
+        backend overrides it when it can ask its structure once for all rows."""
+        return [self.search(vector, k=k, filter=filter) for vector in vectors]
+
     @abstractmethod
     def listing_scores(self, vector: np.ndarray,
                        listing_ids: Iterable[str]) -> dict[str, ListingHit]:

@@ -92,6 +92,12 @@ class PayloadColumns:
         self._flush()
         return self._images[row]
 
+    def images_at(self, rows: list[int]) -> list[str]:
+        """The image paths of several rows (one call per search, not one per hit)."""
+        self._flush()
+        images = self._images
+        return [images[row] for row in rows]
+
     def rows_of(self, listing_ids: Iterable[str]) -> np.ndarray:
         """Row numbers of every photo of the given listings."""
         self._flush()

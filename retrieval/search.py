@@ -11,7 +11,11 @@ of which holds most of a product pasted off-centre), searches the index with eac
 and merges the hits per listing by their best score, a crop's score lowered by ``VIEW_PENALTY``
 so that the whole photo's ranking is only overridden by a clearly better crop. The merged list
 is re-ranked as before; geometric verification decides among the candidates the views brought.
-Each view costs one descriptor (about 10 ms) and one index search.
+Each view costs one descriptor (about 10 ms) and one query row of an index search: the whole photo
+and its views are searched in one batched call where the index has one (``search_batch``, which
+answers exactly what one search per vector would). The views' vectors may come precomputed
+(``view_vectors``, from ``retrieval.query.QueryEncoder``), so that encoding and searching are two
+separate stages.
 
 **Whole-product score.** A seller's photo shows one side of the product; the catalog holds
 several (front, back, other colours, trader copies). Each hit's score is mixed with the mean
@@ -69,10 +73,14 @@ def query_views(image: Image.Image,
     return crops
 
 
-def _search(index: Any, vector: np.ndarray, k: int, search_filter: Any) -> list[ListingHit]:
-    if search_filter is not None and not search_filter.is_empty:
-        return index.search(vector, k=k, filter=search_filter)
-    return index.search(vector, k=k)
+def _search(index: Any, vectors: np.ndarray, k: int, search_filter: Any) -> list[list[ListingHit]]:
+    """One hit list per row of ``vectors``: one batched call when the index has one."""
+    search_filter = None if search_filter is None or search_filter.is_empty else search_filter
+    batch = getattr(index, "search_batch", None)
+    if batch is not None and len(vectors) > 1:
+        return batch(vectors, k=k, filter=search_filter)
+    extra = {} if search_filter is None else {"filter": search_filter}
+    return [index.search(vector, k=k, **extra) for vector in vectors]
 
 
 def merge_hits(lists: Sequence[list[ListingHit]], penalties: Sequence[float],
@@ -111,24 +119,33 @@ def search_images(index: Any, vector: np.ndarray, k: int, search_filter: Any = N
                   views: Sequence[tuple[float, float, float]] = VIEWS,
                   view_penalty: float = VIEW_PENALTY,
                   photos_of: Callable[[str], Sequence[str]] | None = None,
-                  deep_n: int = DEEP_N, group_weight: float = GROUP_WEIGHT) -> list[ListingHit]:
+                  deep_n: int = DEEP_N,
+                  view_vectors: np.ndarray | None = None,
+                  group_weight: float = GROUP_WEIGHT) -> list[ListingHit]:
     """The ``k`` best listings for the query, best first.
 
-    ``vector`` is the embedding of the whole query photo. With ``embedder`` (the one that built
-    the index) and ``query_image``, the crops ``views`` of the photo are searched too and merged
-    (see the module docstring); ``views=()`` turns that off. ``photos_of(listing_id)`` lets the
-    re-ranker verify every photo of a candidate, not only its best first-stage photo.
-    ``group_weight`` mixes in the whole-product score (0 turns it off).
+    ``vector`` is the embedding of the whole query photo. The views' embeddings are either
+    given (``view_vectors``, one row per view; ``retrieval.query.QueryEncoder`` computes them)
+    or, with ``embedder`` (the one that built the index) and ``query_image``, computed here from
+    the crops ``views`` of the photo; either way they are searched too and merged (see the
+    module docstring); ``views=()`` without ``view_vectors`` turns that off.
+    ``photos_of(listing_id)`` lets the re-ranker verify every photo of a candidate, not only its
+    best first-stage photo. ``group_weight`` mixes in the whole-product score (0 turns it off).
     """
     rerank = reranker is not None and query_image is not None and image_loader is not None
     depth = max(k, rerank_top_n, deep_n) if rerank else k
-    hits = _search(index, vector, depth, search_filter)
-    if embedder is not None and query_image is not None and views:
+    rows = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+    if view_vectors is None and embedder is not None and query_image is not None and views:
         crops = query_views(query_image, views)
         if crops:
-            vectors = embedder.embed_images(crops)
-            lists = [hits] + [_search(index, v, depth, search_filter) for v in vectors]
-            hits = merge_hits(lists, [0.0] + [view_penalty] * len(crops), depth)
+            view_vectors = embedder.embed_images(crops)
+    if view_vectors is not None and len(view_vectors):
+        rows = np.concatenate([rows, np.asarray(view_vectors, dtype=np.float32)
+                               .reshape(len(view_vectors), -1)])
+    lists = _search(index, rows, depth, search_filter)
+    hits = lists[0]
+    if len(lists) > 1:
+        hits = merge_hits(lists, [0.0] + [view_penalty] * (len(lists) - 1), depth)
     hits = with_group_scores(index, vector, hits, group_weight)
     if rerank and hits:
         extra: dict[str, Any] = {"photos_of": photos_of} if photos_of is not None else {}

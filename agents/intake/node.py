@@ -1,4 +1,5 @@
-"""Intake: decode and check the photo, embed it, infer what the product is.
+"""Intake: decode and check the photo, embed it and its views (``Services.encoder()``), infer
+what the product is.
 
 The category is the best-matching listing's (after re-ranking), with its share of a score-weighted
 vote over the nearest listings as a confidence; attributes are read off the nearest listing of that
@@ -18,7 +19,6 @@ from langgraph.runtime import Runtime
 from agents.context import Services
 from agents.evidence import cite
 from agents.state import State
-from retrieval.images import decode_image
 from retrieval.search import SEARCH_K, search_images
 
 VOTERS = 10  # nearest listings that vote on category and HS code
@@ -32,14 +32,14 @@ def intake_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
     image_bytes = state.get("image_bytes")
     if not image_bytes:
         raise ValueError("no image given: intake needs the product photo")
-    image = decode_image(image_bytes, name=state.get("image_name") or "uploaded image")
-    vector = services.image_embedder.embed_images([image])[0]
+    query = services.encoder().encode(image_bytes,
+                                      name=state.get("image_name") or "uploaded image")
+    image, vector = query.image, query.vector
 
     evidence: dict[str, dict[str, Any]] = {}
     # one unfiltered, re-ranked search serves the votes here and supplier_match after
     all_hits = search_images(services.index, vector, SEARCH_K, None, services.reranker, image,
-                             services.load_catalog_image,
-                             embedder=services.image_embedder)
+                             services.load_catalog_image, view_vectors=query.view_vectors)
     hits = all_hits[:VOTERS]
     catalog = services.catalog
     category_votes: dict[str, float] = defaultdict(float)
@@ -107,4 +107,5 @@ def intake_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
         if warnings:
             update["warnings"] = warnings
     return {**update, "market": market, "product": product, "query_vector": vector,
-            "query_image": image, "image_hits": all_hits, "evidence": evidence}
+            "query_view_vectors": query.view_vectors, "query_image": image,
+            "image_hits": all_hits, "evidence": evidence}

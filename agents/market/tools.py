@@ -79,11 +79,15 @@ class AmazonMarketData:
     """The Amazon sample in memory, with category matching and per-category statistics."""
 
     def __init__(self, categories: dict[int, str], listings: list[AmazonListing],
-                 label: str = "Amazon US 2023", folder: Path | None = None) -> None:
+                 label: str = "Amazon US 2023", folder: Path | None = None,
+                 cache_dir: Path | None = None) -> None:
         self.categories = categories
         self.listings = listings
         self.label = label
         self.folder = folder
+        # where the category names' embeddings are kept between start-ups
+        # (retrieval.vector_cache); None: embedded at every start-up
+        self.cache_dir = cache_dir
         self._by_category: dict[int, list[AmazonListing]] = {cid: [] for cid in categories}
         for listing in listings:
             self._by_category.setdefault(listing.category_id, []).append(listing)
@@ -91,9 +95,10 @@ class AmazonMarketData:
         self._category_vectors: dict[str, np.ndarray] = {}
 
     @classmethod
-    def load(cls, folder: str | Path, label: str = "Amazon US 2023") -> AmazonMarketData:
+    def load(cls, folder: str | Path, label: str = "Amazon US 2023",
+             cache_dir: str | Path | None = None) -> AmazonMarketData:
         """Read both CSV files from ``folder``; a bad row raises ``ValueError`` naming the file
-        and line."""
+        and line. ``cache_dir``: see ``cache_dir`` in the constructor."""
         folder = Path(folder)
         categories: dict[int, str] = {}
         path = folder / CATEGORIES_FILE
@@ -124,7 +129,8 @@ class AmazonMarketData:
                     ))
                 except (KeyError, TypeError, ValueError, AttributeError) as error:
                     raise ValueError(f"{path}: line {line}: bad listing row: {error}") from None
-        return cls(categories, listings, label=label, folder=folder)
+        return cls(categories, listings, label=label, folder=folder,
+                   cache_dir=Path(cache_dir) if cache_dir is not None else None)
 
     @property
     def listings_per_category(self) -> int:
@@ -141,9 +147,12 @@ class AmazonMarketData:
     def _vectors(self, text_embedder: TextEmbedder) -> np.ndarray:
         name = getattr(text_embedder, "name", type(text_embedder).__name__)
         if name not in self._category_vectors:
+            from retrieval.vector_cache import cached_text_vectors
+
             names = [self.categories[cid] for cid in self._category_ids]
-            self._category_vectors[name] = np.asarray(text_embedder.embed_texts(names),
-                                                      dtype=np.float32)
+            label = "categories-" + (self.folder.name if self.folder else "market")
+            self._category_vectors[name] = cached_text_vectors(text_embedder, names,
+                                                               self.cache_dir, label)
         return self._category_vectors[name]
 
     def match_category(self, text_embedder: TextEmbedder, query: str, top_n: int = 3

@@ -1,4 +1,10 @@
-"""Search the catalog by photo or by words (the agents' own search, without the graph)."""
+"""Search the catalog by photo or by words (the agents' own search, without the graph).
+
+A photo search runs in three stages: the cheap upload checks here (byte size, format read from
+the content, pixel count read from the header: 413 or 415 before any pixel is decoded), the query
+encoder (``Services.encoder()``: decode, EXIF orientation, views, embedding; a file that fails to
+decode is 422), then the index search of the photo and its views.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from api.deps import CallerDep, ServicesDep, StateDep
 from api.models import SearchFilterBody, SearchHit, SearchResults, TextSearchBody
 from api.routes import COMMON_ERRORS, UPLOAD_ERRORS
 from api.routes.runs import parse_json_object
-from api.uploads import UploadError, check_photo
+from api.uploads import UploadError, check_header
 from retrieval.filters import SearchFilter, passes, payload_of
 from retrieval.index import ListingHit
 
@@ -60,15 +66,24 @@ async def search_image(
         raise HTTPException(422, f"filter: {exc}") from None
     search_filter = to_filter(checked)
     data = await image.read()
+    name = (image.filename or "image")[-200:]
+    try:  # the cheap checks here (413, 415); the decode belongs to the encoder (422)
+        check_header(data, name)
+    except UploadError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+    encoder = services.encoder()
 
     def work() -> list[ListingHit]:
+        from retrieval.images import ImageDecodeError
         from retrieval.search import search_images
 
-        photo = check_photo(data, (image.filename or "image")[-200:])
-        vector = services.image_embedder.embed_images([photo.image])[0]
-        return search_images(services.index, vector, k, search_filter, services.reranker,
-                             photo.image, services.load_catalog_image,
-                             embedder=services.image_embedder)[:k]
+        try:
+            query = encoder.encode(data, name)
+        except ImageDecodeError as exc:
+            raise UploadError(422, str(exc)) from exc
+        return search_images(services.index, query.vector, k, search_filter, services.reranker,
+                             query.image, services.load_catalog_image,
+                             view_vectors=query.view_vectors)[:k]
 
     try:
         hits = await to_thread.run_sync(work)

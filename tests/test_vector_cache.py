@@ -1,0 +1,65 @@
+"""Text embeddings cached on disk: read back only for the same texts and the same model."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from agents.market.tools import AmazonMarketData, AmazonListing
+from retrieval.embedders.text import HashingTextEmbedder
+from retrieval.vector_cache import cache_path, cached_text_vectors
+
+
+class CountingEmbedder(HashingTextEmbedder):
+    def __init__(self, name: str = "hashing-bow") -> None:
+        super().__init__(dim=64)
+        self.name = name
+        self.texts = 0
+
+    def embed_texts(self, texts):
+        self.texts += len(texts)
+        return super().embed_texts(texts)
+
+
+def test_written_once_then_read_back(tmp_path):
+    embedder = CountingEmbedder()
+    texts = ["Men's Clothing", "Luggage", "Sports & Fitness"]
+    first = cached_text_vectors(embedder, texts, tmp_path, "categories")
+    assert embedder.texts == 3 and cache_path(tmp_path, "categories", embedder.name).exists()
+    again = cached_text_vectors(embedder, texts, tmp_path, "categories")
+    assert embedder.texts == 3  # nothing embedded the second time
+    assert again.dtype == np.float32 and np.array_equal(again, first)
+
+
+def test_other_texts_or_model_are_embedded_afresh(tmp_path):
+    embedder = CountingEmbedder()
+    cached_text_vectors(embedder, ["a b", "c"], tmp_path, "categories")
+    changed = cached_text_vectors(embedder, ["a b", "c d"], tmp_path, "categories")
+    assert embedder.texts == 4
+    assert np.array_equal(changed, HashingTextEmbedder(dim=64).embed_texts(["a b", "c d"]))
+    other = CountingEmbedder("another-model")
+    cached_text_vectors(other, ["a b", "c d"], tmp_path, "categories")
+    assert other.texts == 2  # the file of the first model is not taken for the second
+
+
+def test_no_folder_or_an_unwritable_one_still_embeds(tmp_path):
+    embedder = CountingEmbedder()
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    for folder in (None, blocked / "cache"):
+        vectors = cached_text_vectors(embedder, ["x"], folder, "categories")
+        assert vectors.shape == (1, 64)
+    assert embedder.texts == 2
+
+
+def test_market_categories_are_embedded_once_across_start_ups(tmp_path):
+    categories = {1: "Men's Clothing", 2: "Luggage & Travel Gear", 3: "Sports & Fitness"}
+    listing = AmazonListing("A1", "travel bag", 2, 20.0, None, 4.5, 10, False, 0, 2)
+
+    def start_up(embedder):
+        market = AmazonMarketData(categories, [listing], cache_dir=tmp_path)
+        return market.match_category(embedder, "travel luggage", top_n=1)
+
+    first, second = CountingEmbedder(), CountingEmbedder()
+    assert start_up(first) == start_up(second)
+    assert first.texts == 3 + 1  # the categories, then the query
+    assert second.texts == 1  # only the query
