@@ -99,11 +99,12 @@ def merge_hits(lists: Sequence[list[ListingHit]], penalties: Sequence[float],
 def with_group_scores(index: Any, vector: np.ndarray, hits: list[ListingHit],
                       weight: float = GROUP_WEIGHT) -> list[ListingHit]:
     """Hits re-scored with their product's mean similarity (see the module docstring), best
-    first; unchanged when the weight is 0 or the backend cannot score groups."""
-    if weight <= 0 or not hits:
+    first; unchanged when the weight is 0 or the index cannot score groups."""
+    scorer = getattr(index, "group_scores", None)
+    if weight <= 0 or not hits or scorer is None:
         return hits
     try:
-        groups = index.group_scores(vector, [hit.listing_id for hit in hits])
+        groups = scorer(vector, [hit.listing_id for hit in hits])
     except NotImplementedError:
         return hits
     return ranked((ListingHit(hit.listing_id,

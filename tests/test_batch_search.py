@@ -77,13 +77,17 @@ def test_batch_refuses_a_wrong_dimension():
 
 
 class OneByOne:
-    """The index seen through ``search`` only (as a backend without ``search_batch``)."""
+    """The index seen through ``search`` only (as a backend without ``search_batch``); whole-
+    product scores pass through."""
 
     def __init__(self, index) -> None:
         self._index = index
 
     def search(self, vector, k=10, filter=None):
         return self._index.search(vector, k=k, filter=filter)
+
+    def group_scores(self, vector, listing_ids):
+        return self._index.group_scores(vector, listing_ids)
 
 
 class PixelEmbedder:
