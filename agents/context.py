@@ -64,6 +64,13 @@ class Services:
 
         return QueryEncoder(self.image_embedder)
 
+    def photos_of(self, listing_id: str) -> tuple[str, ...]:
+        """A listing's photos (paths relative to the catalog folder); none when unknown. The
+        re-ranker verifies a candidate on each of them, not only on its best first-stage photo:
+        a seller's copy may be of another photo of the listing than the one that looks closest."""
+        listing = self.catalog.listings.get(listing_id)
+        return listing.images if listing is not None else ()
+
     def load_catalog_image(self, relative: str) -> Image.Image:
         """A catalog photo by its path relative to the catalog folder (used by re-ranking)."""
         from retrieval.images import load_image

@@ -27,7 +27,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from retrieval.rerank import MAX_FEATURES, SIDE, LocalFeatures, root_sift, sift_keypoints
+from retrieval.rerank import (
+    FEW_KEYPOINTS,
+    LOW_CONTRAST,
+    LOW_EDGE,
+    MAX_FEATURES,
+    SIDE,
+    LocalFeatures,
+    root_sift,
+    sift_keypoints,
+)
 
 Raw = tuple[np.ndarray, np.ndarray]  # keypoint coordinates (n, 2) float32, SIFT (n, 128) uint8
 
@@ -44,7 +53,8 @@ class WarmReport:
 
 def recipe(reranker_name: str) -> str:
     """What the stored features depend on besides the photo itself."""
-    return f"{reranker_name};side={SIDE};max_features={MAX_FEATURES};sift-uint8-v1"
+    return (f"{reranker_name};side={SIDE};max_features={MAX_FEATURES};"
+            f"few={FEW_KEYPOINTS}:{LOW_CONTRAST}:{LOW_EDGE};sift-uint8-v1")
 
 
 def file_stamp(path: Path) -> str:

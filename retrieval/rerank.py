@@ -12,7 +12,9 @@ change of viewpoint?*
 1. **Local features.** Each photo is turned grey, shrunk so its longer side is ``SIDE`` px and
    contrast-normalised with CLAHE (so exposure, JPEG damage, glare and the product's colour matter
    less). SIFT keypoints (scale- and rotation-invariant) are detected, at most ``MAX_FEATURES``,
-   and described with RootSIFT (Hellinger-normalised SIFT, which matches more reliably).
+   and described with RootSIFT (Hellinger-normalised SIFT, which matches more reliably). A photo
+   with fewer than ``FEW_KEYPOINTS`` is detected again with a lower contrast bar
+   (``LOW_CONTRAST``), so smooth appliance renders still get features to match.
    Features of catalog photos are kept in an LRU cache, since the same photos come back query
    after query.
 2. **Matching.** Each query feature's nearest catalog feature, kept when it passes Lowe's ratio
@@ -82,6 +84,8 @@ CACHE_SIZE = 4096  # photos whose features are kept
 PHOTOS_PER_LISTING = 4  # photos of one candidate listing checked at most
 SAME_PICTURE_INLIERS = FLOOR + SPAN  # inliers from which two photos are one picture (full bonus)
 DEEP_N = 400  # candidates checked for a copy of the same picture when none of the first is one
+FEW_KEYPOINTS = 150  # a photo with fewer keypoints is described again at a lower contrast bar
+LOW_CONTRAST, LOW_EDGE = 0.005, 20  # SIFT's contrast threshold (default 0.04) and edge limit (10)
 SAME_NCC = 0.7  # pixel agreement (NCC over the product) from which a fit is the same picture
 OCCLUSION_MARGIN = 0.2  # NCC by which the hidden one of two overlapping copies agrees less
 MIN_OVERLAP = 0.05  # share of the smaller product region two copies must share to be compared
@@ -143,6 +147,12 @@ def sift_keypoints(image: Image.Image, side: int = SIDE,
         return empty
     sift = cv2.SIFT_create(nfeatures=max_features)
     keypoints, descriptors = sift.detectAndCompute(grey, None)
+    if len(keypoints) < FEW_KEYPOINTS:
+        # a smooth render (a white appliance on white) has few corners at SIFT's usual contrast
+        # bar; its faint shading and outline still hold enough to match another copy
+        sift = cv2.SIFT_create(nfeatures=max_features, contrastThreshold=LOW_CONTRAST,
+                               edgeThreshold=LOW_EDGE)
+        keypoints, descriptors = sift.detectAndCompute(grey, None)
     if descriptors is None or not keypoints:
         return empty
     return np.array([kp.pt for kp in keypoints], dtype=np.float32), descriptors

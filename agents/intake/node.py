@@ -39,7 +39,8 @@ def intake_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
     evidence: dict[str, dict[str, Any]] = {}
     # one unfiltered, re-ranked search serves the votes here and supplier_match after
     all_hits = search_images(services.index, vector, SEARCH_K, None, services.reranker, image,
-                             services.load_catalog_image, view_vectors=query.view_vectors)
+                             services.load_catalog_image, view_vectors=query.view_vectors,
+                             photos_of=services.photos_of)
     hits = all_hits[:VOTERS]
     catalog = services.catalog
     category_votes: dict[str, float] = defaultdict(float)

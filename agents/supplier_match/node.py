@@ -39,7 +39,8 @@ def supplier_match_node(state: State, runtime: Runtime[Services]) -> dict[str, A
         hits = search_images(services.index, vector, SEARCH_K, search_filter, services.reranker,
                              state.get("query_image"), services.load_catalog_image,
                              embedder=services.image_embedder,
-                             view_vectors=state.get("query_view_vectors"))
+                             view_vectors=state.get("query_view_vectors"),
+                             photos_of=services.photos_of)
 
     # group listings into products (see grouping.py): product_id, else same-picture copies
     same_picture = None
