@@ -47,9 +47,9 @@ change of viewpoint?*
 Hits after the first ``top_n`` are returned unchanged after the re-ranked ones, except in the
 **deep pass** (``deep_n``): when none of the first ``top_n`` is a copy of the query's picture,
 hits up to ``deep_n`` are checked for one, and only a copy (``SAME_PICTURE_INLIERS``, a bar that
-chance matches do not reach, or a photometrically confirmed fit) is promoted. A copy whose global descriptor drifted far (a tight crop,
-heavy re-compression) is found this way; on the dev set it fixed one crop and one JPEG case and
-changed no held-out view.
+chance matches do not reach, or a photometrically confirmed fit) is promoted. A copy whose
+global descriptor drifted far (a tight crop, heavy re-compression) is found this way; on the
+dev set it fixed one crop and one JPEG case and changed no held-out view.
 
 With the catalog's features cached a candidate costs about 1 ms (matching and RANSAC), so a
 hundred candidates can be verified per query; computing a photo's features costs about 25 ms,
@@ -307,6 +307,18 @@ def bonus(count: int) -> float:
     return WEIGHT * min(1.0, max(0, count - FLOOR) / SPAN)
 
 
+@dataclass(frozen=True)
+class _Fit:
+    """A candidate the features fitted: where it sits in the re-scored list, the photo and
+    homography that fitted, the bonus it got, and whether it counts as the same picture."""
+
+    position: int
+    photo: str
+    homography: np.ndarray
+    gained: float
+    same: bool
+
+
 class LocalFeatureReranker:
     """Geometric verification of the first candidates; see the module docstring."""
 
@@ -417,19 +429,21 @@ class LocalFeatureReranker:
         be a copy of another photo of the listing than the one the descriptor liked best.
 
         ``deep_n`` (above ``top_n``): when none of the first ``top_n`` candidates is a copy of
-        the query's picture (``SAME_PICTURE_INLIERS``), hits ``top_n`` to ``deep_n`` are checked
-        for one too, and only such copies are promoted (by the whole ``WEIGHT``); the others
-        keep their place. A heavily altered copy whose global descriptor drifted far down the
-        list is found this way, while the bar of a whole picture's worth of inliers keeps chance
-        matches among the many extra candidates out."""
+        the query's picture (``SAME_PICTURE_INLIERS``, or fewer inliers confirmed by the
+        pixels), hits ``top_n`` to ``deep_n`` are checked for one too, and only such copies are
+        promoted (by the whole ``WEIGHT``); the others keep their place. A heavily altered copy
+        whose global descriptor drifted far down the list is found this way, while the bar of a
+        whole picture keeps chance matches among the many extra candidates out.
+
+        Last, matches hidden behind a same-picture match of something pasted in front of them
+        lose their bonus (``hidden``)."""
         head, tail = hits[:top_n], hits[top_n:]
         if not head:
             return list(hits)
         query_features = local_features(query)
         query_grey = _grey(query)
         rescored: list[ListingHit] = []
-        # geometric matches: (position in rescored, photo, homography, bonus, confirmed)
-        fits: list[tuple[int, str, np.ndarray, float, bool]] = []
+        fits: list[_Fit] = []
         for hit in head:
             photos = [hit.image]
             if photos_of is not None:
@@ -442,28 +456,29 @@ class LocalFeatureReranker:
             same = self._confirmed(query_grey, best_count, best_fit, best_photo, image_loader)
             gained = WEIGHT if same else bonus(best_count)
             if gained > 0 and best_fit is not None:
-                fits.append((len(rescored), best_photo, best_fit, gained, same))
+                fits.append(_Fit(len(rescored), best_photo, best_fit, gained, same))
             rescored.append(ListingHit(hit.listing_id, hit.score + gained,
                                        best_photo if gained > 0 else hit.image))
-        if deep_n > top_n and not any(fit[4] for fit in fits):
+        if deep_n > top_n and not any(fit.same for fit in fits):
             rest = []
             for hit in tail[:deep_n - top_n]:
                 count, fit = fit_homography(query_features,
                                             self._features_of(hit.image, image_loader))
                 if self._confirmed(query_grey, count, fit, hit.image, image_loader):
-                    fits.append((len(rescored), hit.image, fit, WEIGHT, True))
+                    fits.append(_Fit(len(rescored), hit.image, fit, WEIGHT, True))
                     rescored.append(ListingHit(hit.listing_id, hit.score + WEIGHT, hit.image))
                 else:
                     rest.append(hit)
             tail = rest + tail[deep_n - top_n:]
-        if any(fit[4] for fit in fits) and len(fits) > 1:
-            judged = [(fit, self._view_of(fit[1], image_loader)) for fit in fits]
+        if any(fit.same for fit in fits) and len(fits) > 1:
+            judged = [(fit, self._view_of(fit.photo, image_loader)) for fit in fits]
             judged = [(fit, view) for fit, view in judged if view is not None]
-            behind = hidden(query_grey, [(view, fit[2]) for fit, view in judged],
-                            [fit[4] for fit, _ in judged])
-            for j in behind:
-                position, _, _, gained, _ = judged[j][0]
-                hit = rescored[position]
-                rescored[position] = ListingHit(hit.listing_id, hit.score - gained, hit.image)
+            behind = hidden(query_grey, [(view, fit.homography) for fit, view in judged],
+                            [fit.same for fit, _ in judged])
+            for j in behind:  # a backdrop keeps its first-stage score, not the bonus
+                fit = judged[j][0]
+                hit = rescored[fit.position]
+                rescored[fit.position] = ListingHit(hit.listing_id, hit.score - fit.gained,
+                                                    hit.image)
         order = sorted(range(len(rescored)), key=lambda i: (-rescored[i].score, i))
         return [rescored[i] for i in order] + list(tail)
