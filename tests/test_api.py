@@ -90,6 +90,9 @@ def test_async_run_streams_node_events_then_the_result(client):
 
 
 def test_runs_are_listed_newest_first_in_pages(client, sync_run):
+    second = client.post("/v1/runs", files={"image": ("q.jpg", QUERY_PHOTO.read_bytes())},
+                         data={"market": "US"})
+    assert second.status_code == 200
     ids = []
     cursor = None
     while True:
@@ -101,6 +104,14 @@ def test_runs_are_listed_newest_first_in_pages(client, sync_run):
         if cursor is None:
             break
     assert sync_run.headers["x-run-id"] in ids and len(ids) == len(set(ids)) >= 2
+    assert ids.index(second.headers["x-run-id"]) < ids.index(sync_run.headers["x-run-id"])
+
+
+def test_a_cursor_past_64_bits_is_refused_not_a_server_error(client):
+    response = client.get("/v1/runs", params={"before": 2**63})
+    assert response.status_code == 422
+    assert "before" in response.text
+    assert client.get("/v1/runs", params={"before": 2**63 - 1}).status_code == 200
 
 
 def test_delete_removes_a_run(client):

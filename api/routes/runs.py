@@ -131,7 +131,9 @@ async def create_run(
 def list_runs(
     state: StateDep, caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    before: Annotated[int | None, Query(ge=1, description="Cursor from `next_cursor`")] = None,
+    # SQLite integers are 64-bit: a larger cursor is no cursor the store ever gave out
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1,
+                                        description="Cursor from `next_cursor`")] = None,
 ) -> RunPage:
     records, cursor = state.store.page(limit, before, client=caller.key_id)
     return RunPage(items=[RunSummary(**record.summary()) for record in records],
