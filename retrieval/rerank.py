@@ -141,7 +141,11 @@ def sift_keypoints(image: Image.Image, side: int = SIDE,
                    max_features: int = MAX_FEATURES) -> tuple[np.ndarray, np.ndarray]:
     """SIFT keypoint coordinates ``(n, 2)`` and raw SIFT descriptors ``(n, 128)`` of one photo
     (float32; OpenCV's SIFT values are whole numbers 0-255, so they keep exactly as ``uint8``)."""
-    grey = _grey(image, side)
+    return _sift_of_grey(_grey(image, side), max_features)
+
+
+def _sift_of_grey(grey: np.ndarray, max_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """``sift_keypoints`` on the grey pixels ``_grey`` gave."""
     empty = (np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32))
     if min(grey.shape) < 16:
         return empty
@@ -171,7 +175,11 @@ def local_features(image: Image.Image, side: int = SIDE,
                    max_features: int = MAX_FEATURES) -> LocalFeatures:
     """SIFT keypoints and RootSIFT descriptors of one photo (see the module docstring), computed
     with its longer side at ``side`` px; coordinates are in px of that size."""
-    points, descriptors = sift_keypoints(image, side, max_features)
+    return _features_of_grey(_grey(image, side), max_features)
+
+
+def _features_of_grey(grey: np.ndarray, max_features: int = MAX_FEATURES) -> LocalFeatures:
+    points, descriptors = _sift_of_grey(grey, max_features)
     return LocalFeatures(points, root_sift(descriptors))
 
 
@@ -440,8 +448,8 @@ class LocalFeatureReranker:
         head, tail = hits[:top_n], hits[top_n:]
         if not head:
             return list(hits)
-        query_features = local_features(query)
-        query_grey = _grey(query)
+        query_grey = _grey(query)  # once: the features and the pixel checks both read it
+        query_features = _features_of_grey(query_grey)
         rescored: list[ListingHit] = []
         fits: list[_Fit] = []
         for hit in head:

@@ -86,7 +86,7 @@ _KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
 _NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1))
 
 
-def _foreground(rgb: np.ndarray) -> np.ndarray:
+def foreground_mask(rgb: np.ndarray) -> np.ndarray:
     """Boolean mask of the product; the whole frame when the border is not a backdrop."""
     lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
     border = np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])
@@ -261,7 +261,7 @@ def describe(image: Image.Image) -> np.ndarray:
     if scale < 1:
         rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     rgb = _unscreen(rgb)
-    crop, mask = _square_crop(rgb, _foreground(rgb))
+    crop, mask = _square_crop(rgb, foreground_mask(rgb))
     fg = mask if mask.any() else np.ones_like(mask)
 
     hsv = cv2.cvtColor(crop, cv2.COLOR_RGB2HSV)
@@ -284,11 +284,6 @@ def describe(image: Image.Image) -> np.ndarray:
         _block(_shape_hog(cv2.resize(mask.astype(np.uint8) * 255, (HOG_SIDE, HOG_SIDE),
                                      interpolation=cv2.INTER_AREA), HOG_CELLS), WEIGHTS["sil"]),
     ])
-
-
-def foreground_mask(rgb: np.ndarray) -> np.ndarray:
-    """The product mask step 1 uses (the whole frame when the border is not a backdrop)."""
-    return _foreground(rgb)
 
 
 def raw_descriptor(image: Image.Image) -> np.ndarray:
@@ -322,7 +317,7 @@ class DescriptorEmbedder:
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
-        raw = l2_normalise(np.stack([describe(image) for image in images]))
+        raw = np.stack([raw_descriptor(image) for image in images])
         if self._projection is None:
             return raw
         return l2_normalise(self._projection.apply(raw))
