@@ -34,6 +34,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,6 @@ from retrieval.index import (
     VectorIndex,
     as_record,
     best_per_listing,
-    group_means,
-    ranked,
     write_folder,
     write_meta,
 )
@@ -69,6 +68,11 @@ PHOTOS_PER_LISTING = 4  # first-round over-fetch factor: photos per listing want
 # product per thread), scoring it differently in the last bit from a batch (see search_batch)
 FLAT_SPLIT_MIN = 10_000
 VECTORS_FILE = "vectors.faiss"
+
+WALK_MAX = 256  # photos in a lone query's answer up to which its listings are found by a walk
+# one query's best listings, best first: their codes, best scores and best photos' rows
+Head = tuple[Sequence[int], Sequence[float], Sequence[int]]
+_EMPTY_HEAD: Head = ((), (), ())
 
 
 class FaissIndex(VectorIndex):
@@ -190,7 +194,7 @@ class FaissIndex(VectorIndex):
 
     def search(self, vector: np.ndarray, k: int = 10,
                filter: SearchFilter | None = None) -> list[ListingHit]:
-        return self._search_rows(self._query(vector), k, filter)[0]
+        return self._hits(self._search_rows(self._query(vector), k, filter)[0])
 
     def search_batch(self, vectors: np.ndarray, k: int = 10,
                      filter: SearchFilter | None = None) -> list[list[ListingHit]]:
@@ -205,24 +209,57 @@ class FaissIndex(VectorIndex):
         filter, and for IVF and HNSW, each query is scored by the same scan whatever the batch
         (the coarse quantizer is asked in groups small enough to stay on that path); the tests
         pin both sides of the rule."""
+        return [self._hits(head) for head in self._search_rows(self._check_rows(vectors), k,
+                                                                filter)]
+
+    def search_merged(self, vectors: np.ndarray, k: int = 10,
+                      filter: SearchFilter | None = None,
+                      penalties: Sequence[float] | None = None) -> list[ListingHit]:
+        """``retrieval.search.merge_hits(self.search_batch(vectors, k, filter), penalties, k)``
+        computed on arrays: per listing the best of its rows' scores, each row's lowered by its
+        penalty (the earliest row on equal scores), the ``k`` best, best first (ties by
+        listing id). Only the answer's ``k`` hits are made into objects."""
+        queries = self._check_rows(vectors)
+        penalties = [0.0] * len(queries) if penalties is None else list(penalties)
+        if len(penalties) != len(queries):
+            raise ValueError(f"{len(penalties)} penalties for {len(queries)} query rows")
+        heads = self._search_rows(queries, k, filter)
+        sizes = [len(head[0]) for head in heads]
+        total = sum(sizes)
+        if total == 0:
+            return []
+        codes = np.fromiter(chain.from_iterable(head[0] for head in heads), np.int64, total)
+        scores = np.fromiter(chain.from_iterable(head[1] for head in heads), np.float64, total)
+        scores -= np.repeat(np.asarray(penalties, np.float64), sizes)
+        photos = np.fromiter(chain.from_iterable(head[2] for head in heads), np.int64, total)
+        query_rows = np.repeat(np.arange(len(heads)), sizes)
+        # each listing's best: sorted by listing, best score first, earliest row on equal scores
+        order = np.lexsort((query_rows, -scores, codes))
+        codes, scores, photos = codes[order], scores[order], photos[order]
+        first = np.ones(total, bool)
+        first[1:] = codes[1:] != codes[:-1]
+        return self._ranked(codes[first], scores[first], photos[first], k)
+
+    def _check_rows(self, vectors: np.ndarray) -> np.ndarray:
         rows = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
         if rows.ndim != 2 or rows.shape[1] != self.dim:
             raise IndexMismatchError(f"queries have shape {rows.shape}, index has dimension "
                                      f"{self.dim}")
-        return self._search_rows(rows, k, filter)
+        return rows
 
     def _search_rows(self, queries: np.ndarray, k: int,
-                     filter: SearchFilter | None) -> list[list[ListingHit]]:
-        """The answers for ``queries`` (``(n, dim)`` contiguous float32), one list per row."""
+                     filter: SearchFilter | None) -> list[Head]:
+        """The answers for ``queries`` (``(n, dim)`` contiguous float32), one head per row (see
+        :meth:`_heads`)."""
         size = len(self._columns)
         if k <= 0 or size == 0:
-            return [[] for _ in range(len(queries))]
+            return [_EMPTY_HEAD for _ in range(len(queries))]
         self._settle_forced_type()
         passing: np.ndarray | None = None  # rows that pass the filter; None = all rows
         if filter is not None and not filter.is_empty:
             passing = np.flatnonzero(self._columns.mask(filter))
             if passing.size == 0:
-                return [[] for _ in range(len(queries))]
+                return [_EMPTY_HEAD for _ in range(len(queries))]
         n_pass = size if passing is None else int(passing.size)
         if passing is not None and self._type != "flat" and n_pass <= self.exact_below:
             return [self._exact(queries[i:i + 1], passing, k) for i in range(len(queries))]
@@ -232,7 +269,7 @@ class FaissIndex(VectorIndex):
                                                   else self._ids[passing])
         fetch = min(n_pass, max(MIN_FETCH, k * PHOTOS_PER_LISTING))
         params = self._params(selector, fetch, self.nprobe)
-        answers = []
+        answers: list[Head] = []
         one_by_one = (len(queries) == 1 or self._type == "flat" and selector is None
                       and self._faiss.ntotal >= FLAT_SPLIT_MIN)
         group = 1 if one_by_one else _batch_rows(self.dim)
@@ -243,38 +280,36 @@ class FaissIndex(VectorIndex):
                     scores, ids = self._faiss.search(chunk, fetch, params=params)
             else:
                 scores, ids = self._faiss.search(chunk, fetch, params=params)
-            for i in range(len(chunk)):
-                answers.append(self._settle(chunk[i:i + 1], scores[i], ids[i], k, fetch, n_pass,
-                                            passing, selector))
+            heads, found = self._heads(scores, ids, k)
+            for i, head in enumerate(heads):
+                if len(head[0]) < k and found[i] < n_pass:  # the rare row that needs more
+                    head = self._settle(chunk[i:i + 1], head, found[i], k, fetch, n_pass,
+                                        passing, selector)
+                answers.append(head)
         del keep_alive  # the selector's bitmap, alive until the search is done
         return answers
 
-    def _settle(self, query: np.ndarray, scores: np.ndarray, ids: np.ndarray, k: int,
-                fetch: int, n_pass: int, passing: np.ndarray | None,
-                selector: Any) -> list[ListingHit]:
-        """One query's listings from FAISS's first answer (``fetch`` photos); while fewer than
-        ``k`` listings are found and more photos pass, fetch twice as many (IVF first scans
-        more lists when its structure ran dry; an exact scan ends it when nothing else can)."""
+    def _settle(self, query: np.ndarray, head: Head, found: int, k: int, fetch: int,
+                n_pass: int, passing: np.ndarray | None, selector: Any) -> Head:
+        """One query's listings from its first answer (``head``, from ``found`` photos of the
+        ``fetch`` asked): while fewer than ``k`` listings are found and more photos pass, fetch
+        twice as many (IVF first scans more lists when its structure ran dry; an exact scan
+        ends it when nothing else can)."""
         nprobe = self.nprobe
-        while True:
-            if ids.size and ids[-1] < 0:  # fewer photos than asked: FAISS pads the end with -1
-                found = ids >= 0
-                scores, ids = scores[found], ids[found]
-            rows = self._rows_of_ids(ids)
-            hits = self._aggregate(scores, rows, k, ordered=True)
-            if len(hits) >= k or rows.size >= n_pass:
-                return hits
-            ran_dry = rows.size < fetch  # the approximate structure gave fewer than asked
+        while len(head[0]) < k and found < n_pass:
+            ran_dry = found < fetch  # the approximate structure gave fewer than asked
             if ran_dry and self._type == "ivf" and nprobe < self._faiss.nlist:
                 nprobe = min(self._faiss.nlist, nprobe * 2)
             elif ran_dry and fetch >= n_pass:
                 return self._exact(query, passing, k)
             elif fetch >= n_pass:
-                return hits
+                return head
             else:
                 fetch = min(n_pass, fetch * 2)
-            answer = self._faiss.search(query, fetch, params=self._params(selector, fetch, nprobe))
-            scores, ids = answer[0][0], answer[1][0]
+            scores, ids = self._faiss.search(query, fetch,
+                                             params=self._params(selector, fetch, nprobe))
+            (head,), (found,) = self._heads(scores, ids, k)
+        return head
 
     def _rows_of_ids(self, ids: np.ndarray) -> np.ndarray:
         """Row numbers of vector ids. Ids ascend with the rows, so while nothing was deleted
@@ -298,23 +333,41 @@ class FaissIndex(VectorIndex):
                                 [self._columns.image(int(r)) for r in rows], scores)
 
     def group_scores(self, vector: np.ndarray, listing_ids: Iterable[str]) -> dict[str, float]:
+        """See ``VectorIndex.group_scores``; ``group_means`` computed on arrays: the same rows
+        scored, each group's scores summed in row order."""
         query = self._query(vector)
         self._flush_ids()
-        listing_ids = set(listing_ids)
-        rows = self._columns.rows_of(listing_ids)
-        if rows.size == 0:
+        columns = self._columns
+        listings = columns.codes("listing_id")
+        wanted = columns.marks("listing_id", listing_ids)[listings]
+        if not wanted.any():
             return {}
-        products = self._columns.codes("product_id")
-        wanted = np.unique(products[rows])
-        wanted = wanted[wanted >= 0]
-        if wanted.size:
-            rows = np.union1d(rows, np.flatnonzero(np.isin(products, wanted)))
+        products = columns.codes("product_id")
+        shared = np.unique(products[wanted])
+        shared = shared[shared >= 0]
+        chosen = wanted
+        if shared.size:
+            mark = np.zeros(len(columns.vocab["product_id"]) + 1, bool)  # code -1 reads the end
+            mark[shared] = True
+            chosen = wanted | mark[products]
+        rows = np.flatnonzero(chosen)
         scores = self._faiss.reconstruct_batch(self._ids[rows]) @ query[0]
-        listing_names = self._columns.vocab["listing_id"]
-        product_names = self._columns.vocab["product_id"]
-        return group_means([listing_names[c] for c in self._columns.codes("listing_id")[rows]],
-                           [product_names[c] if c >= 0 else None for c in products[rows]],
-                           scores, listing_ids)
+        listings, products = listings[rows], products[rows]
+        # a group is the product, or the listing alone without one (an empty id is none)
+        grouped = products >= 0
+        blank = columns.code_of("product_id", "")
+        if blank is not None:
+            grouped &= products != blank
+        groups = np.where(grouped, products.astype(np.int64),
+                          len(columns.vocab["product_id"]) + listings.astype(np.int64))
+        _, group_of = np.unique(groups, return_inverse=True)
+        means = np.bincount(group_of, weights=scores) / np.bincount(group_of)
+        # each wanted listing in the group of its first row
+        present, first = np.unique(listings, return_index=True)
+        asked = wanted[rows[first]]
+        names = columns.vocab["listing_id"]
+        return {names[code]: mean for code, mean in
+                zip(present[asked].tolist(), means[group_of[first[asked]]].tolist())}
 
     # -- persistence ---------------------------------------------------------------------------
 
@@ -472,27 +525,92 @@ class FaissIndex(VectorIndex):
             return faiss.SearchParametersIVF(nprobe=nprobe, **extra)
         return faiss.SearchParameters(**extra) if extra else None
 
-    def _exact(self, query: np.ndarray, rows: np.ndarray | None, k: int) -> list[ListingHit]:
+    def _exact(self, query: np.ndarray, rows: np.ndarray | None, k: int) -> Head:
         """Exact scores of ``rows`` (all live rows when ``None``), aggregated per listing."""
         if rows is None:
             rows = np.arange(len(self._ids))
         scores = self._faiss.reconstruct_batch(self._ids[rows]) @ query[0]
-        return self._aggregate(scores, rows, k)
+        order = np.argsort(-scores, kind="stable")
+        (head,), _ = self._heads_of_rows(scores[order][None], rows[order][None], k, True)
+        return head
 
-    def _aggregate(self, scores: np.ndarray, rows: np.ndarray, k: int,
-                   ordered: bool = False) -> list[ListingHit]:
-        """The ``k`` best listings among photo ``rows`` with their ``scores``.
+    def _heads(self, scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[list[Head], list[int]]:
+        """Per row of a FAISS answer (``scores`` and vector ``ids``, ``(n, fetch)``, best first,
+        ``-1`` where fewer photos were found), its head and the number of photos it holds."""
+        rows = self._rows_of_ids(ids)
+        last = ids[:, -1]  # FAISS pads the end of a short answer with -1
+        complete = ids.size == 0 or (last[0] >= 0 if last.size == 1 else last.min() >= 0)
+        if not complete:
+            rows = np.where(ids >= 0, rows, -1)
+        return self._heads_of_rows(scores, rows, k, bool(complete))
 
-        FAISS answers best first (``ordered``), so only exact scans sort. The photos are then
-        walked best first until ``k`` listings are found and the next photo scores below the
-        k-th (a listing tied with the k-th is kept: ties go by listing id), so only the head of
-        the answer is looked at. This runs on every query right after FAISS has swept the
-        CPU caches, so it stays in a few list operations over the head."""
-        if rows.size == 0:
-            return []
-        if not ordered:
-            order = np.argsort(-scores, kind="stable")
-            scores, rows = scores[order], rows[order]
+    def _heads_of_rows(self, scores: np.ndarray, rows: np.ndarray, k: int,
+                       complete: bool | None = None) -> tuple[list[Head], list[int]]:
+        """The ``k`` best listings of each row of photo ``rows`` (``(n, m)``, best first, ``-1``
+        for none, at the end) with their ``scores``: each row's *head* (its listings' codes,
+        best scores and best photos' rows, best first, ties by listing id: what ``ranked``
+        gives) and the number of photos each row holds. ``complete``: no row holds a -1.
+
+        A lone short row is walked (:meth:`_walk`). Several rows are done at once on arrays:
+        the first photo of each listing in each row (its best), then per row the listings down
+        to the k-th one's score; a listing tied with the k-th is kept (ties go by listing id),
+        so only a row with equal scores among those it keeps is sorted, by score and listing
+        id, and cut to ``k``."""
+        n, m = rows.shape
+        if n == 0 or m == 0:
+            return [_EMPTY_HEAD] * n, [0] * n
+        if complete is None:
+            complete = bool(rows[:, -1].min() >= 0)
+        if n == 1 and m <= WALK_MAX:
+            if not complete:
+                found = rows[0] >= 0
+                return [self._walk(scores[0][found], rows[0][found], k)], [int(found.sum())]
+            return [self._walk(scores[0], rows[0], k)], [m]
+        codes = self._columns.codes("listing_id")[rows]
+        # one key per (row, listing): the first photo of each key is the listing's best
+        width = len(self._columns.vocab["listing_id"])
+        keys = codes + (np.arange(n, dtype=np.int64) * width)[:, None]
+        if not complete:
+            keys[rows < 0] = -1
+        keys = keys.ravel()
+        order = keys.argsort(kind="stable")
+        ordered = keys[order]
+        first = np.empty(keys.size, bool)
+        first[0] = True
+        np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+        if not complete:
+            first &= ordered >= 0
+        first = np.sort(order[first])  # each listing's best photo, row by row, best first
+        row_of = first // m
+        values = scores.ravel()[first]
+        counts = np.bincount(row_of, minlength=n)
+        full = counts >= k
+        if full.any():  # keep down to the k-th listing's score (ties with it included)
+            ends = counts.cumsum()
+            kth = values[np.minimum(ends - counts + (k - 1), values.size - 1)]
+            kth[~full] = -np.inf
+            keep = values >= kth[row_of]
+            first, row_of, values = first[keep], row_of[keep], values[keep]
+            counts = np.bincount(row_of, minlength=n)
+        codes = codes.ravel()[first].tolist()
+        photos = rows.ravel()[first].tolist()
+        bounds = [0, *counts.cumsum().tolist()]
+        same = values[1:] == values[:-1]
+        tied = set(row_of[1:][same & (row_of[1:] == row_of[:-1])].tolist()) if same.any() else ()
+        values = values.tolist()
+        heads: list[Head] = []
+        for row, (start, end) in enumerate(zip(bounds, bounds[1:])):
+            head = (codes[start:end], values[start:end], photos[start:end])
+            if row in tied:  # equal scores among the kept: by score, then listing id
+                head = self._ranked_head(head, k)
+            heads.append(head)
+        found = [m] * n if complete else (rows >= 0).sum(axis=1).tolist()
+        return heads, found
+
+    def _walk(self, scores: np.ndarray, rows: np.ndarray, k: int) -> Head:
+        """One row's head (see :meth:`_heads_of_rows`) by walking its photos best first until
+        ``k`` listings are found and the next photo scores below the k-th: a few list
+        operations over the head of the answer, cheaper than the arrays for one short row."""
         codes = self._columns.codes("listing_id")[rows].tolist()
         values = scores.tolist()
         seen: set[int] = set()
@@ -504,16 +622,40 @@ class FaissIndex(VectorIndex):
                 break
             seen.add(code)
             positions.append(position)
-        best = [values[i] for i in positions]
-        tied = len(set(best)) < len(best)  # best first, so no repeated score means no tie
-        if not tied:
-            positions = positions[:k]  # already in ``ranked`` order
-        names = self._columns.vocab["listing_id"]
         rows = rows.tolist()
-        images = self._columns.images_at([rows[i] for i in positions])
-        hits = [ListingHit(names[codes[i]], values[i], image)
-                for i, image in zip(positions, images)]
-        return ranked(hits, k) if tied else hits
+        head = ([codes[i] for i in positions], [values[i] for i in positions],
+                [rows[i] for i in positions])
+        if len(set(head[1])) < len(positions):  # equal scores: by score, then listing id
+            return self._ranked_head(head, k)
+        return head[0][:k], head[1][:k], head[2][:k]
+
+    def _ranked_head(self, head: Head, k: int) -> Head:
+        codes, values, photos = head
+        names = self._columns.vocab["listing_id"]
+        order = sorted(range(len(codes)), key=lambda i: (-values[i], names[codes[i]]))[:k]
+        return [codes[i] for i in order], [values[i] for i in order], [photos[i] for i in order]
+
+    def _hits(self, head: Head) -> list[ListingHit]:
+        """A head as listing hits."""
+        codes, values, photos = head
+        names = self._columns.vocab["listing_id"]
+        return [ListingHit(names[code], value, image)
+                for code, value, image in zip(codes, values, self._columns.images_at(photos))]
+
+    def _ranked(self, codes: np.ndarray, scores: np.ndarray, photos: np.ndarray,
+                k: int) -> list[ListingHit]:
+        """``ranked`` of one hit per listing given as arrays (``scores`` float64): the ``k``
+        best by score, then listing id; only the listings that can make the cut are sorted."""
+        if codes.size > k:
+            kth = np.partition(scores, codes.size - k)[codes.size - k]
+            keep = scores >= kth
+            codes, scores, photos = codes[keep], scores[keep], photos[keep]
+        names = self._columns.vocab["listing_id"]
+        listing_ids = [names[code] for code in codes.tolist()]
+        values = scores.tolist()
+        order = sorted(range(len(values)), key=lambda i: (-values[i], listing_ids[i]))[:k]
+        images = self._columns.images_at(photos[order].tolist())
+        return [ListingHit(listing_ids[i], values[i], image) for i, image in zip(order, images)]
 
 
 @contextmanager

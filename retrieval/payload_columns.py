@@ -99,13 +99,23 @@ class PayloadColumns:
         return [images[row] for row in rows]
 
     def rows_of(self, listing_ids: Iterable[str]) -> np.ndarray:
-        """Row numbers of every photo of the given listings."""
+        """Row numbers of every photo of the given listings, ascending."""
+        codes = self.codes("listing_id")
+        return np.flatnonzero(self.marks("listing_id", listing_ids)[codes])
+
+    def marks(self, name: str, values: Iterable[str]) -> np.ndarray:
+        """A lookup table of the keyword field ``name``'s codes: ``marks[codes]`` is true on the
+        rows whose value is one of ``values``. One entry past the vocabulary stays false, so
+        the code of an unknown value (-1) reads false too."""
         self._flush()
-        wanted = [self._lookup["listing_id"][lid] for lid in listing_ids
-                  if lid in self._lookup["listing_id"]]
-        if not wanted:
-            return np.empty(0, np.int64)
-        return np.flatnonzero(np.isin(self.codes("listing_id"), wanted))
+        lookup = self._lookup[name]
+        table = np.zeros(len(self.vocab[name]) + 1, bool)
+        table[[lookup[value] for value in values if value in lookup]] = True
+        return table
+
+    def code_of(self, name: str, value: str) -> int | None:
+        """The code of a keyword field's value, ``None`` when no row ever held it."""
+        return self._lookup[name].get(value)
 
     def payload(self, row: int) -> dict[str, Any]:
         """The payload of one row as a dict (for inspection and tests)."""

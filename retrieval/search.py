@@ -87,6 +87,17 @@ def _search(index: Any, vectors: np.ndarray, k: int, search_filter: Any) -> list
     return [index.search(vector, k=k, **extra) for vector in vectors]
 
 
+def _search_merged(index: Any, vectors: np.ndarray, k: int, search_filter: Any,
+                   penalties: Sequence[float]) -> list[ListingHit]:
+    """``merge_hits`` of the rows' hit lists; computed inside the index where it can
+    (``search_merged``, which answers exactly what the merge of its lists would)."""
+    merged = getattr(index, "search_merged", None)
+    if merged is None:
+        return merge_hits(_search(index, vectors, k, search_filter), penalties, k)
+    search_filter = None if search_filter is None or search_filter.is_empty else search_filter
+    return merged(vectors, k=k, filter=search_filter, penalties=penalties)
+
+
 def merge_hits(lists: Sequence[list[ListingHit]], penalties: Sequence[float],
                k: int) -> list[ListingHit]:
     """Per listing the best (score - penalty) over the hit lists, the ``k`` best, best first."""
@@ -147,10 +158,11 @@ def search_images(index: Any, vector: np.ndarray, k: int, search_filter: Any = N
     if view_vectors is not None and len(view_vectors):
         rows = np.concatenate([rows, np.asarray(view_vectors, dtype=np.float32)
                                .reshape(len(view_vectors), -1)])
-    lists = _search(index, rows, depth, search_filter)
-    hits = lists[0]
-    if len(lists) > 1:
-        hits = merge_hits(lists, [0.0] + [view_penalty] * (len(lists) - 1), depth)
+    if len(rows) > 1:
+        hits = _search_merged(index, rows, depth, search_filter,
+                              [0.0] + [view_penalty] * (len(rows) - 1))
+    else:
+        hits = _search(index, rows, depth, search_filter)[0]
     hits = with_group_scores(index, vector, hits, group_weight)
     if rerank and hits:
         extra: dict[str, Any] = {"photos_of": photos_of} if photos_of is not None else {}
