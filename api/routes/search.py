@@ -1,9 +1,10 @@
 """Search the catalog by photo or by words (the agents' own search, without the graph).
 
-A photo search runs in three stages: the cheap upload checks here (byte size, format read from
-the content, pixel count read from the header: 413 or 415 before any pixel is decoded), the query
-encoder (``Services.encoder()``: decode, EXIF orientation, views, embedding; a file that fails to
-decode is 422), then the index search of the photo and its views.
+A photo search runs in three stages, all in one worker thread (one hand-off from the event loop
+per request): the cheap upload checks (byte size, format read from the content, pixel count read
+from the header: 413 or 415 before any pixel is decoded), the query encoder
+(``Services.encoder()``: decode, EXIF orientation, views, embedding; a file that fails to decode
+is 422), then the index search of the photo and its views.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from fastapi import APIRouter, File, Form, HTTPException, UploadFile
 
 from agents.context import Services
 from api.deps import CallerDep, ServicesDep, StateDep
-from api.models import SearchFilterBody, SearchHit, SearchResults, TextSearchBody
+from api.models import SearchFilterBody, SearchResults, TextSearchBody
 from api.routes import COMMON_ERRORS, UPLOAD_ERRORS
 from api.routes.runs import parse_json_object
 from api.uploads import UploadError, check_header
 from retrieval.filters import SearchFilter, passes, payload_of
+from retrieval.images import ImageDecodeError
 from retrieval.index import ListingHit
+from retrieval.search import search_images
 
 router = APIRouter(prefix="/v1/search", tags=["search"], responses=COMMON_ERRORS)
 
@@ -29,17 +32,26 @@ def image_url(path: str) -> str:
     return f"/v1/images/{path}"
 
 
-def as_hits(services: Services, hits: list[ListingHit]) -> list[SearchHit]:
+def hit_rows(services: Services, hits: list[ListingHit]) -> list[dict[str, Any]]:
+    """The fields of a ``SearchHit`` per hit, as plain dicts (validated once, by the caller)."""
+    listings, suppliers = services.catalog.listings, services.catalog.suppliers
     rows = []
     for hit in hits:
-        listing = services.catalog.listings[hit.listing_id]
-        supplier = services.catalog.suppliers.get(listing.supplier_id)
-        rows.append(SearchHit(
-            listing_id=hit.listing_id, score=round(float(hit.score), 4), image=hit.image,
-            image_url=image_url(hit.image), product_id=listing.product_id, title=listing.title,
-            supplier_id=listing.supplier_id, supplier_kind=supplier.kind if supplier else None,
-            moq=listing.moq, price_min=listing.price_min, currency=listing.currency))
+        listing = listings[hit.listing_id]
+        supplier = suppliers.get(listing.supplier_id)
+        rows.append({
+            "listing_id": hit.listing_id, "score": round(float(hit.score), 4),
+            "image": hit.image, "image_url": image_url(hit.image),
+            "product_id": listing.product_id, "title": listing.title,
+            "supplier_id": listing.supplier_id,
+            "supplier_kind": supplier.kind if supplier else None, "moq": listing.moq,
+            "price_min": listing.price_min, "currency": listing.currency})
     return rows
+
+
+def results(mode: str, services: Services, hits: list[ListingHit]) -> SearchResults:
+    """The response body, validated in one call rather than one model per hit."""
+    return SearchResults.model_validate({"mode": mode, "hits": hit_rows(services, hits)})
 
 
 def to_filter(body: SearchFilterBody | dict[str, Any] | None) -> SearchFilter:
@@ -60,24 +72,24 @@ async def search_image(
                                        '{"max_moq": 50, "supplier_kind": "factory"}')] = None,
 ) -> SearchResults:
     raw = parse_json_object(filter, "filter")
-    try:
-        checked = SearchFilterBody(**raw)
-    except ValueError as exc:
-        raise HTTPException(422, f"filter: {exc}") from None
-    search_filter = to_filter(checked)
-    data = await image.read()
+    search_filter = None  # no filter: every listing passes
+    if raw:
+        try:
+            checked = SearchFilterBody(**raw)
+        except ValueError as exc:
+            raise HTTPException(422, f"filter: {exc}") from None
+        search_filter = to_filter(checked)
     name = (image.filename or "image")[-200:]
-    try:  # the cheap checks here (413, 415); the decode belongs to the encoder (422)
-        check_header(data, name)
-    except UploadError as exc:
-        raise HTTPException(exc.status, str(exc)) from None
     encoder = services.encoder()
+    upload = image.file
 
     def work() -> list[ListingHit]:
-        from retrieval.images import ImageDecodeError
-        from retrieval.search import search_images
-
-        try:
+        # read here, not on the event loop: a photo past 1 MiB was spooled to disk, and
+        # reading it there would cost a thread hand-off of its own
+        upload.seek(0)
+        data = upload.read()
+        check_header(data, name)  # the cheap checks first (413, 415), nothing decoded
+        try:  # the decode belongs to the encoder (422)
             query = encoder.encode(data, name)
         except ImageDecodeError as exc:
             raise UploadError(422, str(exc)) from exc
@@ -89,7 +101,7 @@ async def search_image(
         hits = await to_thread.run_sync(work)
     except UploadError as exc:
         raise HTTPException(exc.status, str(exc)) from None
-    return SearchResults(mode="image", hits=as_hits(services, hits))
+    return results("image", services, hits)
 
 
 @router.post("/text", response_model=SearchResults, summary="Listings that match words")
@@ -107,4 +119,4 @@ async def search_text(body: TextSearchBody, state: StateDep, services: ServicesD
             body.query, k=body.k, search_filter=search_filter, allowed=allowed))
     except ValueError as exc:
         raise HTTPException(422, f"query: {exc}") from None
-    return SearchResults(mode=search.mode, hits=as_hits(services, hits))
+    return results(search.mode, services, hits)
