@@ -13,6 +13,12 @@ stay at least ``DRAFT_SIDE`` px: the smallest view keeps half of each side, and 
 works at ``WORK_SIDE`` (256) px, so 512 px lose nothing it looks at; the re-ranker's local
 features need 320 px on the longer side. Only photos of 1,024 px and more on both sides are
 affected (the demo's query photos, at most 640 px, decode exactly as before).
+
+**The product's cut-out.** A photo without a plain backdrop (a product in a room, on clutter,
+before a blurred background) is also searched by its sharp region painted on white
+(``retrieval.subject``): that cut-out's vector leads (``EncodedQuery.vector``: the one the
+whole-product score compares), and the whole photo's joins the views. ``subject=False`` turns
+it off.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from PIL import Image
 
 from retrieval.images import MAX_BYTES, MAX_PIXELS, decode_image
 from retrieval.search import VIEWS, query_views
+from retrieval.subject import subject_cutout
 
 DRAFT_SIDE = 512  # px both sides of a JPEG keep when decoded at a reduced scale (see above)
 
@@ -41,12 +48,14 @@ class EncodedQuery:
 
     @property
     def vector(self) -> np.ndarray:
-        """The whole photo's embedding."""
+        """The photo's main embedding: the whole photo's, or its product's cut-out's when the
+        photo has no plain backdrop and a sharp region stands out (``retrieval.subject``)."""
         return self.vectors[0]
 
     @property
     def view_vectors(self) -> np.ndarray:
-        """The views' embeddings, ``(views, dim)``; none for a photo too small to crop."""
+        """The views' embeddings, ``(views, dim)``: the crops', then the whole photo's when the
+        cut-out leads; none for a photo too small to crop (and without a cut-out)."""
         return self.vectors[1:]
 
 
@@ -55,9 +64,10 @@ class QueryEncoder:
 
     def __init__(self, embedder: Any, views: Sequence[tuple[float, float, float]] = VIEWS,
                  draft_side: int | None = DRAFT_SIDE, max_pixels: int = MAX_PIXELS,
-                 max_bytes: int = MAX_BYTES) -> None:
+                 max_bytes: int = MAX_BYTES, subject: bool = True) -> None:
         self.embedder = embedder
         self.views = tuple(views)
+        self.subject = subject
         self.draft_side = draft_side
         self.max_pixels, self.max_bytes = max_pixels, max_bytes
 
@@ -74,7 +84,11 @@ class QueryEncoder:
         # so the vectors are bit for bit those of an embedder called one photo at a time
         whole = np.asarray(self.embedder.embed_images([image]), dtype=np.float32)
         crops = query_views(image, self.views) if self.views else []
-        if not crops:
-            return EncodedQuery(image, whole)
-        views = np.asarray(self.embedder.embed_images(crops), dtype=np.float32)
-        return EncodedQuery(image, np.concatenate([whole, views]))
+        rows = [whole]
+        if crops:
+            rows.append(np.asarray(self.embedder.embed_images(crops), dtype=np.float32))
+        cutout = subject_cutout(image) if self.subject else None
+        if cutout is not None:  # the product's cut-out leads; the whole photo becomes a view
+            rows = [np.asarray(self.embedder.embed_images([cutout]), dtype=np.float32),
+                    *rows[1:], whole]
+        return EncodedQuery(image, np.concatenate(rows))

@@ -245,7 +245,7 @@ def _block(values: np.ndarray, weight: float) -> np.ndarray:
     return values * (weight / norm) if norm > 0 else values
 
 
-def _to_rgb(image: Image.Image) -> np.ndarray:
+def to_rgb(image: Image.Image) -> np.ndarray:
     """RGB pixels; transparent parts (cut-out product shots) are laid on a white backdrop."""
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
@@ -256,7 +256,7 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
 
 def describe(image: Image.Image) -> np.ndarray:
     """The unnormalised, weighted descriptor of one photo (see module docstring)."""
-    rgb = _to_rgb(image)
+    rgb = to_rgb(image)
     scale = WORK_SIDE / max(rgb.shape[:2])
     if scale < 1:
         rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
