@@ -650,12 +650,7 @@ class FaissIndex(VectorIndex):
             kth = np.partition(scores, codes.size - k)[codes.size - k]
             keep = scores >= kth
             codes, scores, photos = codes[keep], scores[keep], photos[keep]
-        names = self._columns.vocab["listing_id"]
-        listing_ids = [names[code] for code in codes.tolist()]
-        values = scores.tolist()
-        order = sorted(range(len(values)), key=lambda i: (-values[i], listing_ids[i]))[:k]
-        images = self._columns.images_at(photos[order].tolist())
-        return [ListingHit(listing_ids[i], values[i], image) for i, image in zip(order, images)]
+        return self._hits(self._ranked_head((codes.tolist(), scores.tolist(), photos.tolist()), k))
 
 
 @contextmanager

@@ -64,12 +64,9 @@ def sharp_region(rgb: np.ndarray) -> np.ndarray | None:
 def subject_cutout(image: Image.Image) -> Image.Image | None:
     """The photo's sharp region on white, at the descriptor's working size, or ``None`` when the
     photo has a plain backdrop or no sharp region stands out (see the module docstring)."""
-    from retrieval.embedders.descriptor import WORK_SIDE, foreground_mask, to_rgb
+    from retrieval.embedders.descriptor import foreground_mask, working_rgb
 
-    rgb = to_rgb(image)
-    scale = WORK_SIDE / max(rgb.shape[:2])
-    if scale < 1:
-        rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    rgb = working_rgb(image)
     if min(rgb.shape[:2]) < 16 or not foreground_mask(rgb).all():
         return None
     region = sharp_region(rgb)

@@ -245,7 +245,7 @@ def _block(values: np.ndarray, weight: float) -> np.ndarray:
     return values * (weight / norm) if norm > 0 else values
 
 
-def to_rgb(image: Image.Image) -> np.ndarray:
+def _to_rgb(image: Image.Image) -> np.ndarray:
     """RGB pixels; transparent parts (cut-out product shots) are laid on a white backdrop."""
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
@@ -254,13 +254,18 @@ def to_rgb(image: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(image.convert("RGB")))
 
 
-def describe(image: Image.Image) -> np.ndarray:
-    """The unnormalised, weighted descriptor of one photo (see module docstring)."""
-    rgb = to_rgb(image)
+def working_rgb(image: Image.Image) -> np.ndarray:
+    """The photo's RGB pixels shrunk so the longer side is at most ``WORK_SIDE`` px."""
+    rgb = _to_rgb(image)
     scale = WORK_SIDE / max(rgb.shape[:2])
     if scale < 1:
         rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    rgb = _unscreen(rgb)
+    return rgb
+
+
+def describe(image: Image.Image) -> np.ndarray:
+    """The unnormalised, weighted descriptor of one photo (see module docstring)."""
+    rgb = _unscreen(working_rgb(image))
     crop, mask = _square_crop(rgb, foreground_mask(rgb))
     fg = mask if mask.any() else np.ones_like(mask)
 
