@@ -44,6 +44,18 @@ change of viewpoint?*
    the candidate that agrees less with the query there (NCC lower by ``OCCLUSION_MARGIN``) is
    the hidden backdrop and loses its bonus.
 
+7. **Something pasted beside, not over, the product behind.** A product pasted on a catalog
+   picture that fills the frame (a poster, another listing's picture zoomed in) need not cover
+   that picture's product: it may stand on its white backdrop. Its own copy then fits with few
+   inliers, because the picture behind it holds most of the query's keypoints. So when a
+   candidate is the same picture as the query, the largest region where that picture, carried
+   into the query's frame, shows other pixels (``unexplained``: ``RESIDUAL_SHARE`` of the query)
+   is cut out and matched on its own against the first ``FRONT_N`` candidates. A candidate
+   confirmed there (as above: inliers, or fewer confirmed by the pixels) is a picture in front of
+   the one the query was matched to: it gets the whole ``WEIGHT``, and the pictures behind lose
+   theirs. A caption banner or a glare blob is such a region too, but it matches no catalog
+   photo, so nothing changes.
+
 Hits after the first ``top_n`` are returned unchanged after the re-ranked ones, except in the
 **deep pass** (``deep_n``): when none of the first ``top_n`` is a copy of the query's picture,
 hits up to ``deep_n`` are checked for one, and only a copy (``SAME_PICTURE_INLIERS``, a bar that
@@ -91,6 +103,11 @@ OCCLUSION_MARGIN = 0.2  # NCC by which the hidden one of two overlapping copies 
 MIN_OVERLAP = 0.05  # share of the smaller product region two copies must share to be compared
 SAME_CONTENT_NCC = 0.5  # two matches this alike where they overlap are one picture, not layers
 VIEW_CACHE_SIZE = 256  # catalog photos whose grey pixels and product mask are kept
+FRONT_N = 20  # first candidates matched against a region the query's same picture leaves unexplained
+RESIDUAL_BLUR = 3.0  # Gaussian sigma (px at SIDE) of the difference to a same-picture match
+RESIDUAL_GREY = 40  # blurred grey difference (CLAHE levels) from which a pixel is unexplained
+RESIDUAL_SHARE = (0.03, 0.5)  # share of the query an unexplained region covers to be searched
+FRONT_PAD = 0.1  # margin around that region's box, as a share of its longer side
 
 
 @dataclass(frozen=True)
@@ -310,6 +327,43 @@ def hidden(query_grey: np.ndarray, views: Sequence[tuple[PhotoView, np.ndarray]]
     return out
 
 
+def unexplained(query_grey: np.ndarray, view: PhotoView,
+                homography: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The box ``(x0, y0, x1, y1)`` (px of ``query_grey``) of the largest region where a
+    same-picture match, carried into the query's frame, covers the query but shows other
+    pixels; ``None`` when that region covers less or more than ``RESIDUAL_SHARE`` of the query.
+    Thin seams (the picture's edge, JPEG ringing) are opened away."""
+    size = (query_grey.shape[1], query_grey.shape[0])
+    inverse = cv2.WARP_INVERSE_MAP  # the homography maps query px to candidate px
+    picture = cv2.warpPerspective(view.grey, homography, size, flags=cv2.INTER_LINEAR | inverse)
+    covered = cv2.warpPerspective(np.ones_like(view.grey), homography, size,
+                                  flags=cv2.INTER_NEAREST | inverse) > 0
+    difference = cv2.GaussianBlur(cv2.absdiff(query_grey, picture).astype(np.float32), (0, 0),
+                                  RESIDUAL_BLUR)
+    off = ((difference > RESIDUAL_GREY) & covered).astype(np.uint8)
+    off = cv2.morphologyEx(off, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+    count, _, stats, _ = cv2.connectedComponentsWithStats(off, connectivity=8)
+    if count <= 1:
+        return None
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, width, height, area = (int(v) for v in stats[largest])
+    if not RESIDUAL_SHARE[0] <= area / off.size <= RESIDUAL_SHARE[1]:
+        return None
+    return x, y, x + width, y + height
+
+
+def _box_in(image: Image.Image, box: tuple[int, int, int, int],
+            shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``box`` (px of an image of ``shape``, rows x columns) in ``image``'s own px, widened by
+    ``FRONT_PAD`` of its longer side and kept inside the image."""
+    scale_x, scale_y = image.width / shape[1], image.height / shape[0]
+    x0, y0, x1, y1 = box
+    pad = FRONT_PAD * max(x1 - x0, y1 - y0)
+    return (max(0, round((x0 - pad) * scale_x)), max(0, round((y0 - pad) * scale_y)),
+            min(image.width, round((x1 + pad) * scale_x)),
+            min(image.height, round((y1 + pad) * scale_y)))
+
+
 def bonus(count: int) -> float:
     """The score added for ``count`` inliers, 0 to WEIGHT (see the module docstring)."""
     return WEIGHT * min(1.0, max(0, count - FLOOR) / SPAN)
@@ -428,6 +482,47 @@ class LocalFeatureReranker:
             self._store(path, features)
         return len(todo)
 
+    def _best_fit(self, features: LocalFeatures, hit: ListingHit,
+                  image_loader: Callable[[str], Image.Image],
+                  photos_of: Callable[[str], Sequence[str]] | None
+                  ) -> tuple[int, np.ndarray | None, str]:
+        """The inliers, homography and photo of the candidate's best fitting photo (its
+        best first-stage photo first, then up to ``PHOTOS_PER_LISTING`` in all)."""
+        photos = [hit.image]
+        if photos_of is not None:
+            photos += [p for p in photos_of(hit.listing_id) if p != hit.image]
+        best_count, best_fit, best_photo = -1, None, hit.image
+        for photo in photos[:PHOTOS_PER_LISTING]:
+            count, fit = fit_homography(features, self._features_of(photo, image_loader))
+            if count > best_count:
+                best_count, best_fit, best_photo = count, fit, photo
+        return best_count, best_fit, best_photo
+
+    def _in_front(self, query: Image.Image, query_grey: np.ndarray, fits: Sequence[_Fit],
+                  rescored: Sequence[ListingHit], image_loader: Callable[[str], Image.Image],
+                  photos_of: Callable[[str], Sequence[str]] | None) -> list[tuple[int, str]]:
+        """Candidates (position, the photo that fitted) confirmed in the region the best
+        same-picture match leaves unexplained (see the module docstring, 7)."""
+        same = [fit for fit in fits if fit.same]
+        if not same:
+            return []
+        behind = max(same, key=lambda fit: (rescored[fit.position].score, -fit.position))
+        view = self._view_of(behind.photo, image_loader)
+        box = None if view is None else unexplained(query_grey, view, behind.homography)
+        if box is None:
+            return []
+        region = _grey(query.crop(_box_in(query, box, query_grey.shape)))
+        features = _features_of_grey(region)
+        skipped = {fit.position for fit in same}
+        front = []
+        for position, hit in enumerate(rescored[:FRONT_N]):
+            if position in skipped:
+                continue
+            count, fit, photo = self._best_fit(features, hit, image_loader, photos_of)
+            if self._confirmed(region, count, fit, photo, image_loader):
+                front.append((position, photo))
+        return front
+
     def rerank(self, query: Image.Image, hits: list[ListingHit],
                image_loader: Callable[[str], Image.Image], top_n: int = 30,
                photos_of: Callable[[str], Sequence[str]] | None = None,
@@ -443,8 +538,8 @@ class LocalFeatureReranker:
         whose global descriptor drifted far down the list is found this way, while the bar of a
         whole picture keeps chance matches among the many extra candidates out.
 
-        Last, matches hidden behind a same-picture match of something pasted in front of them
-        lose their bonus (``hidden``)."""
+        Last, a picture pasted in front of a same-picture match, beside its product
+        (``_in_front``) or over it (``hidden``), takes the bonus from the picture behind."""
         head, tail = hits[:top_n], hits[top_n:]
         if not head:
             return list(hits)
@@ -453,14 +548,8 @@ class LocalFeatureReranker:
         rescored: list[ListingHit] = []
         fits: list[_Fit] = []
         for hit in head:
-            photos = [hit.image]
-            if photos_of is not None:
-                photos += [p for p in photos_of(hit.listing_id) if p != hit.image]
-            best_count, best_fit, best_photo = -1, None, hit.image
-            for photo in photos[:PHOTOS_PER_LISTING]:
-                count, fit = fit_homography(query_features, self._features_of(photo, image_loader))
-                if count > best_count:
-                    best_count, best_fit, best_photo = count, fit, photo
+            best_count, best_fit, best_photo = self._best_fit(query_features, hit, image_loader,
+                                                              photos_of)
             same = self._confirmed(query_grey, best_count, best_fit, best_photo, image_loader)
             gained = WEIGHT if same else bonus(best_count)
             if gained > 0 and best_fit is not None:
@@ -478,7 +567,19 @@ class LocalFeatureReranker:
                 else:
                     rest.append(hit)
             tail = rest + tail[deep_n - top_n:]
-        if any(fit.same for fit in fits) and len(fits) > 1:
+        front = self._in_front(query, query_grey, fits, rescored, image_loader, photos_of)
+        if front:  # pictures pasted in front of the query's same-picture matches
+            for fit in fits:
+                if fit.same:  # a backdrop keeps its first-stage score, not the bonus
+                    hit = rescored[fit.position]
+                    rescored[fit.position] = ListingHit(hit.listing_id, hit.score - fit.gained,
+                                                        hit.image)
+            gained = {fit.position: fit.gained for fit in fits}
+            for position, photo in front:
+                hit = rescored[position]
+                rescored[position] = ListingHit(
+                    hit.listing_id, hit.score - gained.get(position, 0.0) + WEIGHT, photo)
+        elif any(fit.same for fit in fits) and len(fits) > 1:
             judged = [(fit, self._view_of(fit.photo, image_loader)) for fit in fits]
             judged = [(fit, view) for fit, view in judged if view is not None]
             behind = hidden(query_grey, [(view, fit.homography) for fit, view in judged],

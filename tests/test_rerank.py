@@ -136,7 +136,9 @@ def test_warm_fills_cache_once(photos):
     query = _cropped(_load(paths[0]))
     hits = [ListingHit(f"L{i}", 0.5, path) for i, path in enumerate(paths)]
     reranker.rerank(query, hits, counting_load)
-    assert len(calls) == len(paths)  # the re-ranking loaded no catalog photo
+    # no features were computed again: the one photo loaded is the matched picture, whose
+    # pixels the check for something pasted in front of it compares with the query's
+    assert calls[len(paths):] == [paths[0]]
     assert reranker.warm(["missing.jpg"], _load, workers=1) == 1  # unreadable: cached empty
 
 
@@ -225,3 +227,71 @@ def test_pixels_confirm_a_copy_with_few_inliers(photos):
     reranked = LocalFeatureReranker().rerank(query, hits, _load, top_n=2)
     assert reranked[0].listing_id == "L-copy" and reranked[0].score == pytest.approx(0.8)
     assert count > 0
+
+
+def _zoomed_with(backdrop: Image.Image, product: Image.Image) -> Image.Image:
+    """The middle 60 % of ``backdrop`` filling a 640 px frame (the picture runs past the frame's
+    edges), ``product`` shrunk to 30 % of the side and pasted beside the backdrop's product."""
+    picture = backdrop.convert("RGB")
+    w, h = picture.size
+    left, top = int(w * 0.2), int(h * 0.2)
+    out = picture.crop((left, top, left + int(w * 0.6), top + int(h * 0.6))).resize((640, 640))
+    small = product.convert("RGB")
+    small.thumbnail((192, 192))
+    out.paste(small, (397, 352))
+    return out
+
+
+def test_a_product_pasted_beside_the_picture_behind_it_wins(photos, monkeypatch):
+    # a fan pasted on a zoomed-in garment picture, beside the garment: the garment's copy holds
+    # most of the query's keypoints, so the fan's own copy gets too few to count on the whole
+    # photo; matched on the region the garment's picture does not explain, it is confirmed
+    import retrieval.rerank as rerank
+
+    backdrop, product = photos["MH01"], photos["tower-fan"]
+    query = _zoomed_with(_load(backdrop), _load(product))
+    hits = [ListingHit("L-backdrop", 0.9, backdrop), ListingHit("L-product", 0.4, product),
+            ListingHit("L-other", 0.5, photos["WS03"])]
+    reranked = LocalFeatureReranker().rerank(query, hits, _load, top_n=3)
+    scores = {h.listing_id: h.score for h in reranked}
+    assert reranked[0].listing_id == "L-product"
+    assert scores["L-product"] == pytest.approx(0.4 + 0.5)  # the whole bonus
+    assert scores["L-backdrop"] == pytest.approx(0.9)  # seen, but not what the photo is of
+    assert scores["L-other"] == pytest.approx(0.5)
+    # without the search of the unexplained region the picture behind wins
+    monkeypatch.setattr(rerank, "FRONT_N", 0)
+    assert LocalFeatureReranker().rerank(query, hits, _load, top_n=3)[0].listing_id == "L-backdrop"
+
+
+def test_unexplained_region_is_the_pasted_product(photos):
+    from retrieval.rerank import _grey, fit_homography, photo_view, unexplained
+
+    backdrop = _load(photos["MH01"])
+    query = _zoomed_with(backdrop, _load(photos["tower-fan"]))
+    query_grey = _grey(query)
+    count, homography = fit_homography(local_features(query), local_features(backdrop))
+    assert homography is not None and count > 30
+    box = unexplained(query_grey, photo_view(backdrop), homography)
+    assert box is not None
+    x0, y0, x1, y1 = box  # px at 320 (half the 640 px query); the fan is at (397, 352) + <=192
+    pasted = (397 / 2, 352 / 2, (397 + 192) / 2, (352 + 192) / 2)
+    inter = max(0, min(x1, pasted[2]) - max(x0, pasted[0])) * max(0, min(y1, pasted[3]) -
+                                                                   max(y0, pasted[1]))
+    assert inter / ((x1 - x0) * (y1 - y0)) > 0.6  # the box lies mostly on the fan
+    assert inter / ((pasted[2] - pasted[0]) * (pasted[3] - pasted[1])) > 0.3
+    # an unaltered copy leaves nothing unexplained
+    plain = backdrop.convert("RGB")
+    count, homography = fit_homography(local_features(plain), local_features(backdrop))
+    assert unexplained(_grey(plain), photo_view(backdrop), homography) is None
+
+
+def test_a_caption_banner_promotes_nothing(photos):
+    # the banner is a region the picture does not explain, but no catalog photo matches it
+    source = photos["WS03"]
+    query = _captioned(_load(source))
+    hits = [ListingHit("L-other", 0.6, photos["MH01"]), ListingHit("L-source", 0.5, source),
+            ListingHit("L-fan", 0.45, photos["tower-fan"])]
+    reranked = LocalFeatureReranker().rerank(query, hits, _load, top_n=3)
+    scores = {h.listing_id: h.score for h in reranked}
+    assert reranked[0].listing_id == "L-source"
+    assert scores["L-other"] == pytest.approx(0.6) and scores["L-fan"] == pytest.approx(0.45)
