@@ -7,12 +7,13 @@ computes (in threads) only the photos the file does not hold or holds for anothe
 photo, then rewrites the file.
 
 The file (``.npz``, no pickles) holds the raw SIFT descriptors as ``uint8`` (OpenCV's SIFT values
-are whole numbers 0-255) and the keypoint coordinates as ``float32``; RootSIFT is recomputed on
+are whole numbers 0-255), the keypoint coordinates as ``float32`` and each photo's grey thumbnail
+(``THUMB_SIDE`` px, ``uint8``: what a photo of a display is compared with); RootSIFT is recomputed on
 load with the same operations as :func:`retrieval.rerank.local_features`, so the loaded features
 are bit-identical to freshly computed ones. Each photo is keyed by its path and a stamp of its
 file (size and modification time); the file as a whole by the features' recipe (re-ranker name,
-image side, keypoints per photo), so a changed recipe recomputes everything. About 7 kB a photo
-on the demo catalog (1,625 photos: 12 MB).
+image side, keypoints per photo, thumbnail side), so a changed recipe recomputes everything.
+About 9 kB a photo on the demo catalog (1,625 photos: 15 MB).
 """
 
 from __future__ import annotations
@@ -33,12 +34,15 @@ from retrieval.rerank import (
     LOW_EDGE,
     MAX_FEATURES,
     SIDE,
+    THUMB_SIDE,
     LocalFeatures,
     root_sift,
     sift_keypoints,
+    thumbnail,
 )
 
-Raw = tuple[np.ndarray, np.ndarray]  # keypoint coordinates (n, 2) float32, SIFT (n, 128) uint8
+# keypoint coordinates (n, 2) float32, SIFT (n, 128) uint8, thumbnail (THUMB_SIDE,) * 2 uint8
+Raw = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,7 @@ class WarmReport:
 def recipe(reranker_name: str) -> str:
     """What the stored features depend on besides the photo itself."""
     return (f"{reranker_name};side={SIDE};max_features={MAX_FEATURES};"
-            f"few={FEW_KEYPOINTS}:{LOW_CONTRAST}:{LOW_EDGE};sift-uint8-v1")
+            f"few={FEW_KEYPOINTS}:{LOW_CONTRAST}:{LOW_EDGE};thumb={THUMB_SIDE};sift-uint8-v2")
 
 
 def file_stamp(path: Path) -> str:
@@ -73,12 +77,14 @@ def read_features(path: Path, expected_recipe: str) -> dict[str, tuple[str, Raw]
             paths, stamps = data["paths"].tolist(), data["stamps"].tolist()
             counts = data["counts"].astype(np.int64)
             points, descriptors = data["points"], data["descriptors"]
+            thumbnails = data["thumbnails"]
     except (OSError, KeyError, ValueError):
         return {}
     ends = np.cumsum(counts)
     starts = ends - counts
-    return {name: (stamp, (points[a:b], descriptors[a:b]))
-            for name, stamp, a, b in zip(paths, stamps, starts.tolist(), ends.tolist())}
+    return {name: (stamp, (points[a:b], descriptors[a:b], thumbnails[i]))
+            for i, (name, stamp, a, b) in enumerate(zip(paths, stamps, starts.tolist(),
+                                                        ends.tolist()))}
 
 
 def write_features(path: Path, expected_recipe: str,
@@ -88,6 +94,8 @@ def write_features(path: Path, expected_recipe: str,
     counts = np.array([len(entries[name][1][0]) for name in names], np.int32)
     points = [entries[name][1][0] for name in names]
     descriptors = [entries[name][1][1] for name in names]
+    thumbnails = np.array([entries[name][1][2] for name in names], np.uint8).reshape(
+        len(names), THUMB_SIDE, THUMB_SIDE)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
     try:
@@ -97,7 +105,8 @@ def write_features(path: Path, expected_recipe: str,
                      counts=counts,
                      points=np.concatenate(points) if points else np.zeros((0, 2), np.float32),
                      descriptors=(np.concatenate(descriptors) if descriptors
-                                  else np.zeros((0, 128), np.uint8)))
+                                  else np.zeros((0, 128), np.uint8)),
+                     thumbnails=thumbnails)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -107,17 +116,21 @@ def write_features(path: Path, expected_recipe: str,
 def compute_raw(photo: str, image_loader: Callable[[str], Image.Image]) -> Raw:
     """Raw features of one catalog photo; an unreadable photo has none (as in the re-ranker)."""
     try:
-        points, descriptors = sift_keypoints(image_loader(photo))
+        image = image_loader(photo)
+        points, descriptors = sift_keypoints(image)
+        small = thumbnail(image)
     except (OSError, ValueError):
-        return np.zeros((0, 2), np.float32), np.zeros((0, 128), np.uint8)
-    return points, descriptors.astype(np.uint8)
+        return (np.zeros((0, 2), np.float32), np.zeros((0, 128), np.uint8),
+                np.zeros((THUMB_SIDE, THUMB_SIDE), np.uint8))
+    return points, descriptors.astype(np.uint8), small
 
 
 def as_local_features(raw: Raw) -> LocalFeatures:
     """The re-ranker's features (RootSIFT) from stored raw features."""
-    points, descriptors = raw
+    points, descriptors, small = raw
     return LocalFeatures(np.ascontiguousarray(points, dtype=np.float32),
-                         root_sift(descriptors.astype(np.float32)))
+                         root_sift(descriptors.astype(np.float32)),
+                         np.ascontiguousarray(small, dtype=np.uint8))
 
 
 def warm_reranker(reranker, photos: Sequence[str], image_loader: Callable[[str], Image.Image],

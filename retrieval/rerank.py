@@ -56,6 +56,17 @@ change of viewpoint?*
    theirs. A caption banner or a glare blob is such a region too, but it matches no catalog
    photo, so nothing changes.
 
+8. **Photos of a display.** A catalog photo shot off a phone or monitor (moire bands, glare,
+   a perspective) of a smooth product (a white appliance) may keep no feature that matches its
+   original, so nothing above fires. When no candidate is the same picture and the query shows
+   a display (``retrieval.embedders.descriptor.flatten_screen``: a dark bezel ringing a bright
+   quadrilateral), the display's content is warped flat and compared as a whole with each
+   candidate's photos: NCC of ``THUMB_SIDE`` px grey thumbnails, slightly blurred (the moire
+   bands and the picture's fine detail go, its layout stays). The best one, and copies within
+   ``SCREEN_MARGIN`` of it, count as the same picture when they reach ``SCREEN_NCC``. On the dev
+   set's 25 screen photos the display is found in 24 (and in none of its other 342 photos), and
+   wherever the product was among the candidates its photo agreed best.
+
 Hits after the first ``top_n`` are returned unchanged after the re-ranked ones, except in the
 **deep pass** (``deep_n``): when none of the first ``top_n`` is a copy of the query's picture,
 hits up to ``deep_n`` are checked for one, and only a copy (``SAME_PICTURE_INLIERS``, a bar that
@@ -108,12 +119,17 @@ RESIDUAL_BLUR = 3.0  # Gaussian sigma (px at SIDE) of the difference to a same-p
 RESIDUAL_GREY = 40  # blurred grey difference (CLAHE levels) from which a pixel is unexplained
 RESIDUAL_SHARE = (0.03, 0.5)  # share of the query an unexplained region covers to be searched
 FRONT_PAD = 0.1  # margin around that region's box, as a share of its longer side
+THUMB_SIDE = 48  # side of the grey thumbnail a display's content is compared on, px
+THUMB_BLUR = 1.0  # Gaussian sigma (px of the thumbnail) before that comparison
+SCREEN_NCC = 0.85  # thumbnail NCC from which a display shows the candidate's picture
+SCREEN_MARGIN = 0.01  # NCC below the best within which another photo counts as a copy of it
 
 
 @dataclass(frozen=True)
 class LocalFeatures:
     points: np.ndarray  # (n, 2) float32 keypoint coordinates, px at SIDE
     descriptors: np.ndarray  # (n, 128) float32 RootSIFT
+    thumbnail: np.ndarray | None = None  # (THUMB_SIDE, THUMB_SIDE) uint8 grey, whole photo
 
 
 @runtime_checkable
@@ -142,10 +158,7 @@ def _clahe() -> cv2.CLAHE:
 
 def _grey(image: Image.Image, side: int = SIDE) -> np.ndarray:
     """Grey, size-normalised, contrast-normalised pixels; transparency laid on white."""
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-    grey = np.asarray(image.convert("L"))
+    grey = np.asarray(_on_white(image).convert("L"))
     scale = side / max(grey.shape)
     if scale != 1:
         size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
@@ -191,8 +204,33 @@ def root_sift(descriptors: np.ndarray) -> np.ndarray:
 def local_features(image: Image.Image, side: int = SIDE,
                    max_features: int = MAX_FEATURES) -> LocalFeatures:
     """SIFT keypoints and RootSIFT descriptors of one photo (see the module docstring), computed
-    with its longer side at ``side`` px; coordinates are in px of that size."""
-    return _features_of_grey(_grey(image, side), max_features)
+    with its longer side at ``side`` px (coordinates are in px of that size), and its
+    thumbnail."""
+    points, descriptors = _sift_of_grey(_grey(image, side), max_features)
+    return LocalFeatures(points, root_sift(descriptors), thumbnail(image))
+
+
+def _on_white(image: Image.Image) -> Image.Image:
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    return image
+
+
+def thumbnail(image: Image.Image | np.ndarray) -> np.ndarray:
+    """The whole photo (a PIL image, or RGB pixels) as ``THUMB_SIDE`` px square grey
+    ``uint8`` (the aspect is not kept: a display's flattened content is squeezed alike)."""
+    if isinstance(image, Image.Image):
+        grey = np.asarray(_on_white(image).convert("L"))
+    else:
+        grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+    return cv2.resize(grey, (THUMB_SIDE, THUMB_SIDE), interpolation=cv2.INTER_AREA)
+
+
+def thumbnail_agreement(first: np.ndarray, second: np.ndarray) -> float:
+    """NCC of two thumbnails, each blurred by ``THUMB_BLUR``."""
+    a, b = (cv2.GaussianBlur(t.astype(np.float32), (0, 0), THUMB_BLUR) for t in (first, second))
+    return ncc(a.ravel(), b.ravel())
 
 
 def _features_of_grey(grey: np.ndarray, max_features: int = MAX_FEATURES) -> LocalFeatures:
@@ -523,6 +561,33 @@ class LocalFeatureReranker:
                 front.append((position, photo))
         return front
 
+    def _on_display(self, query: Image.Image, head: Sequence[ListingHit],
+                    image_loader: Callable[[str], Image.Image],
+                    photos_of: Callable[[str], Sequence[str]] | None) -> list[tuple[int, str]]:
+        """Candidates (position, photo) whose picture the display in the query shows (see the
+        module docstring, 8); none when the query shows no display."""
+        from retrieval.embedders.descriptor import flatten_screen, working_rgb
+
+        flat = flatten_screen(working_rgb(query))
+        if flat is None:
+            return []
+        shown = thumbnail(flat)
+        scored = []  # (agreement, position, photo): each candidate's best photo
+        for position, hit in enumerate(head):
+            photos = [hit.image]
+            if photos_of is not None:
+                photos += [p for p in photos_of(hit.listing_id) if p != hit.image]
+            best = max(((thumbnail_agreement(shown, own), photo)
+                        for photo in photos[:PHOTOS_PER_LISTING]
+                        if (own := self._features_of(photo, image_loader).thumbnail) is not None),
+                       default=None)
+            if best is not None:
+                scored.append((best[0], position, best[1]))
+        if not scored:
+            return []
+        bar = max(SCREEN_NCC, max(score for score, _, _ in scored) - SCREEN_MARGIN)
+        return [(position, photo) for score, position, photo in scored if score >= bar]
+
     def rerank(self, query: Image.Image, hits: list[ListingHit],
                image_loader: Callable[[str], Image.Image], top_n: int = 30,
                photos_of: Callable[[str], Sequence[str]] | None = None,
@@ -567,6 +632,12 @@ class LocalFeatureReranker:
                 else:
                     rest.append(hit)
             tail = rest + tail[deep_n - top_n:]
+        if not any(fit.same for fit in fits):  # a display showing a candidate's picture
+            gained = {fit.position: fit.gained for fit in fits}
+            for position, photo in self._on_display(query, head, image_loader, photos_of):
+                hit = rescored[position]
+                rescored[position] = ListingHit(
+                    hit.listing_id, hit.score - gained.get(position, 0.0) + WEIGHT, photo)
         front = self._in_front(query, query_grey, fits, rescored, image_loader, photos_of)
         if front:  # pictures pasted in front of the query's same-picture matches
             for fit in fits:

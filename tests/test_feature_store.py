@@ -58,6 +58,8 @@ def test_loaded_features_equal_computed_ones(tmp_path):
         assert fresh.descriptors.shape[0] > 0
         assert np.array_equal(cached.points, fresh.points)
         assert np.array_equal(cached.descriptors, fresh.descriptors)  # bit-identical RootSIFT
+        assert cached.thumbnail.dtype == np.uint8 and cached.thumbnail.std() > 0
+        assert np.array_equal(cached.thumbnail, fresh.thumbnail)
 
 
 def test_only_changed_photos_are_recomputed(tmp_path):

@@ -295,3 +295,53 @@ def test_a_caption_banner_promotes_nothing(photos):
     scores = {h.listing_id: h.score for h in reranked}
     assert reranked[0].listing_id == "L-source"
     assert scores["L-other"] == pytest.approx(0.6) and scores["L-fan"] == pytest.approx(0.45)
+
+
+def _on_a_display(image: Image.Image, seed: str = "display") -> Image.Image:
+    """The dev set's photo of a display showing ``image`` (moire, glare, perspective, bezel)."""
+    import random
+
+    from evals.make_dev_set import degrade_screen_photo
+
+    shown, _ = degrade_screen_photo(image.convert("RGB"), random.Random(seed))
+    return shown
+
+
+def test_a_display_is_found_and_flattened(photos):
+    import numpy as np
+
+    from retrieval.embedders.descriptor import flatten_screen, working_rgb
+
+    original = _load(photos["tower-fan"])
+    flat = flatten_screen(working_rgb(_on_a_display(original)))
+    assert flat is not None
+    # the flattened content agrees with the picture shown, far better than with another one
+    from retrieval.rerank import thumbnail, thumbnail_agreement
+
+    shown = thumbnail(flat)
+    assert thumbnail_agreement(shown, thumbnail(original)) > 0.85
+    assert thumbnail_agreement(shown, thumbnail(_load(photos["MH01"]))) < 0.8
+    # photos without a display are left alone
+    for path in photos.values():
+        assert flatten_screen(working_rgb(_load(path))) is None
+    assert flatten_screen(np.full((200, 200, 3), 255, np.uint8)) is None
+
+
+def test_a_smooth_product_shot_off_a_display_is_confirmed_as_a_whole(photos, monkeypatch):
+    import retrieval.rerank as rerank
+
+    source = photos["tower-fan"]
+    query = _on_a_display(_load(source))
+    hits = [ListingHit("L-espresso", 0.6, photos["automatic-espresso-machine"]),
+            ListingHit("L-garment", 0.55, photos["MH01"]),
+            ListingHit("L-source", 0.4, source), ListingHit("L-watch", 0.3, photos["WS03"])]
+    reranked = LocalFeatureReranker().rerank(query, hits, _load, top_n=4)
+    scores = {h.listing_id: h.score for h in reranked}
+    assert reranked[0].listing_id == "L-source"
+    assert scores["L-source"] == pytest.approx(0.4 + 0.5)  # the whole bonus
+    for other, before in (("L-espresso", 0.6), ("L-garment", 0.55), ("L-watch", 0.3)):
+        assert scores[other] == pytest.approx(before)
+    # the comparison needs the bar: a photo agreeing less than SCREEN_NCC is not confirmed
+    monkeypatch.setattr(rerank, "SCREEN_NCC", 1.01)
+    reranked = LocalFeatureReranker().rerank(query, hits, _load, top_n=4)
+    assert {h.listing_id: h.score for h in reranked}["L-source"] < 0.4 + 0.5

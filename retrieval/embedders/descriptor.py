@@ -114,7 +114,13 @@ def _order_corners(quad: np.ndarray) -> np.ndarray:
 
 
 def _unscreen(rgb: np.ndarray) -> np.ndarray:
-    """A photo of a display, warped flat to the display's content; other photos unchanged.
+    """A photo of a display, warped flat to the display's content; other photos unchanged."""
+    flat = flatten_screen(rgb)
+    return rgb if flat is None else flat
+
+
+def flatten_screen(rgb: np.ndarray) -> np.ndarray | None:
+    """The content of the display a photo shows, warped flat; ``None`` when it shows none.
 
     A display shows as a dark bezel ringing a bright convex quadrilateral: the smallest large
     four-cornered hole in the dark pixels that is itself mostly not dark.
@@ -136,7 +142,7 @@ def _unscreen(rgb: np.ndarray) -> np.ndarray:
             continue
         best, best_area = quad.reshape(4, 2).astype(np.float32), area
     if best is None:
-        return rgb
+        return None
     corners = _order_corners(best)
     width = int(max(np.linalg.norm(corners[1] - corners[0]), np.linalg.norm(corners[2] - corners[3])))
     height = int(max(np.linalg.norm(corners[3] - corners[0]), np.linalg.norm(corners[2] - corners[1])))
