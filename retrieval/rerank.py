@@ -419,6 +419,26 @@ class _Fit:
     same: bool
 
 
+def _photos(hit: ListingHit, photos_of: Callable[[str], Sequence[str]] | None) -> list[str]:
+    """The photos of a candidate verified: its best first-stage photo first, then its listing's
+    others, ``PHOTOS_PER_LISTING`` at most."""
+    photos = [hit.image]
+    if photos_of is not None:
+        photos += [p for p in photos_of(hit.listing_id) if p != hit.image]
+    return photos[:PHOTOS_PER_LISTING]
+
+
+def _promote(rescored: list[ListingHit], fits: Sequence[_Fit],
+             chosen: Iterable[tuple[int, str]]) -> None:
+    """Give the candidates at these positions the whole ``WEIGHT`` in place of the bonus their
+    fit on the whole photo earned, shown by the photo that proved them the same picture."""
+    gained = {fit.position: fit.gained for fit in fits}
+    for position, photo in chosen:
+        hit = rescored[position]
+        rescored[position] = ListingHit(hit.listing_id,
+                                        hit.score - gained.get(position, 0.0) + WEIGHT, photo)
+
+
 class LocalFeatureReranker:
     """Geometric verification of the first candidates; see the module docstring."""
 
@@ -526,11 +546,8 @@ class LocalFeatureReranker:
                   ) -> tuple[int, np.ndarray | None, str]:
         """The inliers, homography and photo of the candidate's best fitting photo (its
         best first-stage photo first, then up to ``PHOTOS_PER_LISTING`` in all)."""
-        photos = [hit.image]
-        if photos_of is not None:
-            photos += [p for p in photos_of(hit.listing_id) if p != hit.image]
         best_count, best_fit, best_photo = -1, None, hit.image
-        for photo in photos[:PHOTOS_PER_LISTING]:
+        for photo in _photos(hit, photos_of):
             count, fit = fit_homography(features, self._features_of(photo, image_loader))
             if count > best_count:
                 best_count, best_fit, best_photo = count, fit, photo
@@ -574,11 +591,8 @@ class LocalFeatureReranker:
         shown = thumbnail(flat)
         scored = []  # (agreement, position, photo): each candidate's best photo
         for position, hit in enumerate(head):
-            photos = [hit.image]
-            if photos_of is not None:
-                photos += [p for p in photos_of(hit.listing_id) if p != hit.image]
             best = max(((thumbnail_agreement(shown, own), photo)
-                        for photo in photos[:PHOTOS_PER_LISTING]
+                        for photo in _photos(hit, photos_of)
                         if (own := self._features_of(photo, image_loader).thumbnail) is not None),
                        default=None)
             if best is not None:
@@ -632,24 +646,18 @@ class LocalFeatureReranker:
                 else:
                     rest.append(hit)
             tail = rest + tail[deep_n - top_n:]
-        if not any(fit.same for fit in fits):  # a display showing a candidate's picture
-            gained = {fit.position: fit.gained for fit in fits}
-            for position, photo in self._on_display(query, head, image_loader, photos_of):
-                hit = rescored[position]
-                rescored[position] = ListingHit(
-                    hit.listing_id, hit.score - gained.get(position, 0.0) + WEIGHT, photo)
-        front = self._in_front(query, query_grey, fits, rescored, image_loader, photos_of)
+        front: list[tuple[int, str]] = []
+        if not any(fit.same for fit in fits):  # perhaps a display showing a candidate's picture
+            _promote(rescored, fits, self._on_display(query, head, image_loader, photos_of))
+        else:
+            front = self._in_front(query, query_grey, fits, rescored, image_loader, photos_of)
         if front:  # pictures pasted in front of the query's same-picture matches
             for fit in fits:
                 if fit.same:  # a backdrop keeps its first-stage score, not the bonus
                     hit = rescored[fit.position]
                     rescored[fit.position] = ListingHit(hit.listing_id, hit.score - fit.gained,
                                                         hit.image)
-            gained = {fit.position: fit.gained for fit in fits}
-            for position, photo in front:
-                hit = rescored[position]
-                rescored[position] = ListingHit(
-                    hit.listing_id, hit.score - gained.get(position, 0.0) + WEIGHT, photo)
+            _promote(rescored, fits, front)
         elif any(fit.same for fit in fits) and len(fits) > 1:
             judged = [(fit, self._view_of(fit.photo, image_loader)) for fit in fits]
             judged = [(fit, view) for fit, view in judged if view is not None]
