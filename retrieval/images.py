@@ -76,3 +76,12 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS,
     """Read and decode a photo file; an oversized file is refused before it is read."""
     data = read_photo_bytes(path, max_bytes)
     return decode_image(data, name=str(path), max_pixels=max_pixels, max_bytes=max_bytes)
+
+
+def on_white(image: Image.Image) -> Image.Image:
+    """The photo with its transparent parts (cut-out product shots) laid on a white backdrop;
+    an opaque photo is returned as it is."""
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    return image

@@ -93,6 +93,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from retrieval.images import on_white
 from retrieval.index import ListingHit
 
 SIDE = 320  # longer side of the grey image features are computed on, px
@@ -158,7 +159,7 @@ def _clahe() -> cv2.CLAHE:
 
 def _grey(image: Image.Image, side: int = SIDE) -> np.ndarray:
     """Grey, size-normalised, contrast-normalised pixels; transparency laid on white."""
-    grey = np.asarray(_on_white(image).convert("L"))
+    grey = np.asarray(on_white(image).convert("L"))
     scale = side / max(grey.shape)
     if scale != 1:
         size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
@@ -210,18 +211,11 @@ def local_features(image: Image.Image, side: int = SIDE,
     return LocalFeatures(points, root_sift(descriptors), thumbnail(image))
 
 
-def _on_white(image: Image.Image) -> Image.Image:
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-    return image
-
-
 def thumbnail(image: Image.Image | np.ndarray) -> np.ndarray:
     """The whole photo (a PIL image, or RGB pixels) as ``THUMB_SIDE`` px square grey
     ``uint8`` (the aspect is not kept: a display's flattened content is squeezed alike)."""
     if isinstance(image, Image.Image):
-        grey = np.asarray(_on_white(image).convert("L"))
+        grey = np.asarray(on_white(image).convert("L"))
     else:
         grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
     return cv2.resize(grey, (THUMB_SIDE, THUMB_SIDE), interpolation=cv2.INTER_AREA)

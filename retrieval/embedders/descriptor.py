@@ -58,6 +58,7 @@ import numpy as np
 from PIL import Image
 
 from retrieval.embedders.base import l2_normalise
+from retrieval.images import on_white
 
 WORK_SIDE = 256  # photos are first shrunk so the longer side is at most this, px
 SIZE = 128  # side of the square crop every feature is computed on, px
@@ -253,11 +254,7 @@ def _block(values: np.ndarray, weight: float) -> np.ndarray:
 
 def _to_rgb(image: Image.Image) -> np.ndarray:
     """RGB pixels; transparent parts (cut-out product shots) are laid on a white backdrop."""
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        backdrop = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(backdrop, rgba)
-    return np.ascontiguousarray(np.asarray(image.convert("RGB")))
+    return np.ascontiguousarray(np.asarray(on_white(image).convert("RGB")))
 
 
 def working_rgb(image: Image.Image) -> np.ndarray:
