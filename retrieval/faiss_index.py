@@ -614,18 +614,24 @@ class FaissIndex(VectorIndex):
         codes = self._columns.codes("listing_id")[rows].tolist()
         values = scores.tolist()
         seen: set[int] = set()
-        positions: list[int] = []  # of each listing's best photo, best first
+        found: list[int] = []  # each listing's code, its best score and photo, best first
+        best: list[float] = []
+        positions: list[int] = []
+        kth = None  # the k-th listing's score, once k are found
         for position, code in enumerate(codes):
             if code in seen:
                 continue
-            if len(positions) >= k and values[position] < values[positions[k - 1]]:
+            value = values[position]
+            if kth is not None and value < kth:
                 break
             seen.add(code)
+            found.append(code)
+            best.append(value)
             positions.append(position)
-        rows = rows.tolist()
-        head = ([codes[i] for i in positions], [values[i] for i in positions],
-                [rows[i] for i in positions])
-        if len(set(head[1])) < len(positions):  # equal scores: by score, then listing id
+            if len(found) == k:
+                kth = value
+        head = (found, best, rows[positions].tolist())
+        if len(set(best)) < len(best):  # equal scores: by score, then listing id
             return self._ranked_head(head, k)
         return head[0][:k], head[1][:k], head[2][:k]
 

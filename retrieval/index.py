@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, UTC
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -78,9 +78,12 @@ class IndexRecord:
                 "image": self.image}
 
 
-@dataclass(frozen=True)
-class ListingHit:
-    """A listing found by search: its best-matching photo and that photo's cosine similarity."""
+class ListingHit(NamedTuple):
+    """A listing found by search: its best-matching photo and that photo's cosine similarity.
+
+    A named tuple rather than a frozen dataclass: a search makes one per listing it returns,
+    and a tuple is made in half the time (part of what keeps ``FaissIndex.search`` within
+    20 % of FAISS's own call, ``make bench``)."""
 
     listing_id: str
     score: float
