@@ -614,7 +614,8 @@ class FaissIndex(VectorIndex):
         codes = self._columns.codes("listing_id")[rows].tolist()
         values = scores.tolist()
         seen: set[int] = set()
-        found: list[int] = []  # each listing's code, its best score and photo, best first
+        # each listing found: its code, its best score, the position of its best photo; best first
+        found: list[int] = []
         best: list[float] = []
         positions: list[int] = []
         kth = None  # the k-th listing's score, once k are found
