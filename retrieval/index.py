@@ -81,9 +81,8 @@ class IndexRecord:
 class ListingHit(NamedTuple):
     """A listing found by search: its best-matching photo and that photo's cosine similarity.
 
-    A named tuple rather than a frozen dataclass: a search makes one per listing it returns,
-    and a tuple is made in half the time (part of what keeps ``FaissIndex.search`` within
-    20 % of FAISS's own call, ``make bench``)."""
+    A named tuple rather than a frozen dataclass: a search makes one per listing it returns
+    (hundreds when the re-ranker looks deep), and a tuple is made in half the time."""
 
     listing_id: str
     score: float
