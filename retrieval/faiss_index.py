@@ -618,7 +618,7 @@ class FaissIndex(VectorIndex):
         found: list[int] = []
         best: list[float] = []
         positions: list[int] = []
-        kth = None  # the k-th listing's score, once k are found
+        kth: float | None = None  # the k-th listing's score, once k are found
         for position, code in enumerate(codes):
             if code in seen:
                 continue
