@@ -645,9 +645,9 @@ class FaissIndex(VectorIndex):
     def _hits(self, head: Head) -> list[ListingHit]:
         """A head as listing hits."""
         codes, values, photos = head
-        names = self._columns.vocab["listing_id"]
-        return [ListingHit(names[code], value, image)
-                for code, value, image in zip(codes, values, self._columns.images_at(photos))]
+        columns = self._columns
+        return [ListingHit(listing_id, value, image) for listing_id, value, image in
+                zip(columns.listing_ids_at(codes), values, columns.images_at(photos))]
 
     def _ranked(self, codes: np.ndarray, scores: np.ndarray, photos: np.ndarray,
                 k: int) -> list[ListingHit]:
