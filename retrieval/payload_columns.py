@@ -200,6 +200,7 @@ class PayloadColumns:
         columns._lookup = {name: {value: code for code, value in enumerate(values)}
                            for name, values in columns.vocab.items()}
         columns._images = _utf8_column(tables["images"])
+        columns._listing_ids = _utf8_column(columns.vocab["listing_id"])  # not at first search
         with np.load(folder / ARRAYS_FILE, allow_pickle=False) as arrays:
             ids = arrays["ids"].astype(np.int64)
             columns._codes = {k: arrays[f"code_{k}"].astype(np.int32) for k in KEYWORD_FIELDS}
