@@ -327,10 +327,9 @@ class FaissIndex(VectorIndex):
         if rows.size == 0:
             return {}
         scores = self._faiss.reconstruct_batch(self._ids[rows]) @ query[0]
-        codes = self._columns.codes("listing_id")[rows]
-        names = self._columns.vocab["listing_id"]
-        return best_per_listing([names[c] for c in codes],
-                                [self._columns.image(int(r)) for r in rows], scores)
+        columns = self._columns
+        return best_per_listing(columns.listing_ids_at(columns.codes("listing_id")[rows]),
+                                columns.images_at(rows), scores)
 
     def group_scores(self, vector: np.ndarray, listing_ids: Iterable[str]) -> dict[str, float]:
         """See ``VectorIndex.group_scores``; ``group_means`` computed on arrays: the same rows

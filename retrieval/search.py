@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from retrieval.images import on_white
 from retrieval.index import ListingHit, ranked
 
 SEARCH_K = 60  # listings an agent fetches per image search
@@ -66,9 +67,7 @@ def query_views(image: Image.Image,
         return []
     if image.mode not in ("RGB", "L"):
         # lay transparency on white once, so every crop sees the same backdrop
-        rgba = image.convert("RGBA")
-        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)),
-                                      rgba).convert("RGB")
+        image = on_white(image).convert("RGB")
     crops = []
     for share, cx, cy in views:
         cw, ch = max(1, round(width * share)), max(1, round(height * share))
