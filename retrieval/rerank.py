@@ -236,19 +236,24 @@ def matches(query: LocalFeatures, candidate: LocalFeatures) -> tuple[np.ndarray,
     """Indices (into query, into candidate) of mutual nearest neighbours passing the ratio test.
 
     The candidate needs two features at least (``fit_homography`` asks for ``MIN_MATCHES``).
-    Each query feature's second best is the row's maximum once its best is masked out: the
-    value a partial sort of the row would give (a tie with the best included), in half the
-    time, which halves a candidate's cost (about 1.0 -> 0.5 ms at 370 x 310 features)."""
+    Each query feature's second best is the row's maximum once its best is masked out (the
+    value a partial sort of the row would give, a tie with the best included), and only the
+    features that pass the ratio test are checked for being their best's best too (the
+    argmax of just those columns): the same matches as sorting every row and taking every
+    column's argmax, in less than half the time (about 1.2 -> 0.5 ms a candidate at 370 x 310
+    features, one BLAS thread)."""
     similarity = query.descriptors @ candidate.descriptors.T  # cosines of unit vectors
     best = similarity.argmax(axis=1)
     rows = np.arange(len(best))
     first = similarity[rows, best]
-    mutual = similarity.argmax(axis=0)[best] == rows
-    similarity[rows, best] = -np.inf  # the product is ours to change: the best are read
+    similarity[rows, best] = -np.inf  # the product is ours to change; put back below
     second = similarity.max(axis=1)
+    similarity[rows, best] = first
     # Euclidean distance of unit vectors is sqrt(2 - 2 cos)
-    ratio_ok = np.sqrt(np.maximum(2 - 2 * first, 0)) < RATIO * np.sqrt(np.maximum(2 - 2 * second, 0))
-    keep = np.nonzero(ratio_ok & mutual)[0]
+    passing = np.flatnonzero(np.sqrt(np.maximum(2 - 2 * first, 0))
+                             < RATIO * np.sqrt(np.maximum(2 - 2 * second, 0)))
+    mutual = similarity[:, best[passing]].argmax(axis=0) == passing
+    keep = passing[mutual]
     return keep, best[keep]
 
 

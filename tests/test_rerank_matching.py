@@ -72,3 +72,13 @@ def test_smallest_candidate_and_the_inputs_left_untouched():
     assert_same(query, candidate)
     assert np.array_equal(query.descriptors, before[0])
     assert np.array_equal(candidate.descriptors, before[1])
+
+
+def test_nothing_passing_the_ratio_test():
+    # every candidate feature the same: each query feature's best and second best are equal
+    rng = np.random.default_rng(5)
+    query = features(sift_like(rng, 30))
+    candidate = features(np.repeat(sift_like(rng, 1), 12, axis=0))
+    got = matches(query, candidate)
+    assert got[0].size == 0 and got[1].size == 0
+    assert_same(query, candidate)
