@@ -345,3 +345,62 @@ def test_a_smooth_product_shot_off_a_display_is_confirmed_as_a_whole(photos, mon
     monkeypatch.setattr(rerank, "SCREEN_NCC", 1.01)
     reranked = LocalFeatureReranker().rerank(query, hits, _load, top_n=4)
     assert {h.listing_id: h.score for h in reranked}["L-source"] < 0.4 + 0.5
+
+
+def _counting_fits(monkeypatch) -> list[int]:
+    """Records every ``fit_homography`` computed, as the id of the catalog photo's features."""
+    import retrieval.rerank as rerank
+
+    computed: list[int] = []
+    real = rerank.fit_homography
+    monkeypatch.setattr(rerank, "fit_homography",
+                        lambda query, candidate: computed.append(id(candidate)) or
+                        real(query, candidate))
+    return computed
+
+
+def test_a_second_re_ranking_of_a_photo_reuses_its_fits(photos, monkeypatch):
+    """A run with constraints re-ranks its photo twice over overlapping candidates: the
+    second pass computes only the new photos' fits and answers what a fresh re-ranker
+    would."""
+    target = photos["automatic-espresso-machine"]
+    query = _cropped(_load(target))
+    first_hits = [ListingHit("L1", 0.9, photos["MH01"]), ListingHit("L2", 0.8, target),
+                  ListingHit("L3", 0.7, photos["tower-fan"])]
+    filtered = [first_hits[0], first_hits[1], ListingHit("L4", 0.6, photos["WS03"])]
+    reranker = LocalFeatureReranker()
+    reranker.warm(list(photos.values()), _load)
+    computed = _counting_fits(monkeypatch)
+    reranker.rerank(query, first_hits, _load)
+    assert len(computed) == 3
+    computed.clear()
+    again = reranker.rerank(query.copy(), filtered, _load)  # same pixels, another object
+    assert computed == [id(reranker.cached(photos["WS03"]))]  # only the new photo
+    assert again == LocalFeatureReranker().rerank(query, filtered, _load)
+    assert again[0].listing_id == "L2"
+
+
+def test_fits_are_redone_when_a_photo_features_change(photos, monkeypatch):
+    target = photos["WS03"]
+    query = _rotated(_load(target))
+    hits = [ListingHit("L1", 0.9, photos["MH01"]), ListingHit("L2", 0.8, target)]
+    reranker = LocalFeatureReranker()
+    first = reranker.rerank(query, hits, _load)
+    # the catalog photo changed: its features recomputed (here: the same photo, a new object)
+    reranker.preload([(target, local_features(_load(target)))])
+    computed = _counting_fits(monkeypatch)
+    assert reranker.rerank(query, hits, _load) == first
+    assert computed == [id(reranker.cached(target))]
+
+
+def test_recent_queries_are_bounded(photos):
+    from retrieval.rerank import RECENT_QUERIES
+
+    reranker = LocalFeatureReranker()
+    hits = [ListingHit("L1", 0.9, photos["MH01"])]
+    base = _load(photos["tower-fan"]).convert("RGB")
+    for shade in range(RECENT_QUERIES + 3):
+        query = base.copy()
+        query.paste((shade * 20, 0, 0), (0, 0, 40, 40))
+        reranker.rerank(query, hits, _load)
+    assert len(reranker._recent) == RECENT_QUERIES
