@@ -404,3 +404,22 @@ def test_recent_queries_are_bounded(photos):
         query.paste((shade * 20, 0, 0), (0, 0, 40, 40))
         reranker.rerank(query, hits, _load)
     assert len(reranker._recent) == RECENT_QUERIES
+
+
+def test_fits_in_threads_answer_what_serial_fits_answer(photos, monkeypatch):
+    """Candidates fitted ahead in a pool of threads give the answer of one fit after another
+    (the deep pass included), whatever the machine's core count."""
+    import retrieval.rerank as rerank
+
+    target = photos["automatic-espresso-machine"]
+    query = _captioned(_load(target))
+    others = [photos["MH01"], photos["tower-fan"], photos["WS03"]]
+    hits = [ListingHit(f"L{i}", 0.9 - 0.01 * i, others[i % 3]) for i in range(9)]
+    hits.append(ListingHit("L-right", 0.5, target))  # past top_n: found by the deep pass
+    answers = []
+    for workers in (1, 3):
+        monkeypatch.setattr(rerank, "FIT_WORKERS", workers)
+        monkeypatch.setattr(rerank, "_pool", None)
+        answers.append(LocalFeatureReranker().rerank(query, hits, _load, top_n=6, deep_n=10))
+    assert answers[0] == answers[1]
+    assert answers[1][0].listing_id == "L-right"
