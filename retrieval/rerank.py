@@ -78,9 +78,11 @@ With the catalog's features cached a candidate photo costs about 0.5 ms (matchin
 it the product of the two descriptor matrices, and RANSAC), so a hundred candidates of up to
 ``PHOTOS_PER_LISTING`` photos each can be verified per query; computing a photo's features
 costs about 25 ms, which is why a service should ``warm`` the cache with the catalog's photos
-when it starts. The features of the last ``RECENT_QUERIES`` query photos and their fits are kept
-too (``_QueryMemo``): a run with constraints re-ranks its photo a second time, filtered, and
-then computes only the fits of candidates the first pass did not see.
+when it starts. A query's candidates are fitted ahead in ``FIT_WORKERS`` threads (the matrix
+products and RANSAC release the GIL; each fit is what it would be alone), then read in order.
+The features of the last ``RECENT_QUERIES`` query photos and their fits are kept too
+(``_QueryMemo``): a run with constraints re-ranks its photo a second time, filtered, and then
+computes only the fits of candidates the first pass did not see.
 """
 
 from __future__ import annotations
@@ -112,7 +114,9 @@ SPAN = 22  # inliers above FLOOR for the full bonus
 WEIGHT = 0.5  # the full bonus, in units of descriptor cosine
 CACHE_SIZE = 4096  # photos whose features are kept
 RECENT_QUERIES = 8  # query photos whose features and fits are kept (see ``_QueryMemo``)
-FIT_WORKERS = min(4, os.cpu_count() or 1)  # threads fitting a query's candidates (1: serially)
+# threads fitting a query's candidates (1: one after another): the cores this process may use
+FIT_WORKERS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                  else os.cpu_count() or 1)
 PHOTOS_PER_LISTING = 4  # photos of one candidate listing checked at most
 SAME_PICTURE_INLIERS = FLOOR + SPAN  # inliers from which two photos are one picture (full bonus)
 DEEP_N = 400  # candidates checked for a copy of the same picture when none of the first is one
