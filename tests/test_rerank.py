@@ -423,3 +423,23 @@ def test_fits_in_threads_answer_what_serial_fits_answer(photos, monkeypatch):
         answers.append(LocalFeatureReranker().rerank(query, hits, _load, top_n=6, deep_n=10))
     assert answers[0] == answers[1]
     assert answers[1][0].listing_id == "L-right"
+
+
+def test_concurrent_re_rankings_share_the_pool_and_caches(photos):
+    """API workers re-rank at once on one re-ranker: its fitting threads, feature cache and
+    memo are shared, and each answer is the one a lone re-ranker gives."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    target = photos["automatic-espresso-machine"]
+    queries = [_cropped(_load(target)), _rotated(_load(photos["WS03"])),
+               _captioned(_load(photos["tower-fan"])), _cropped(_load(target))]
+    hits = [ListingHit(f"L-{name}", 0.8 - 0.1 * i, path)
+            for i, (name, path) in enumerate(sorted(photos.items()))]
+    expected = [LocalFeatureReranker().rerank(query, hits, _load) for query in queries]
+    shared = LocalFeatureReranker(cache_size=3)  # small: evictions while others read
+    with ThreadPoolExecutor(len(queries)) as callers:
+        for _ in range(2):
+            answers = list(callers.map(lambda query: shared.rerank(query, hits, _load), queries))
+            assert answers == expected
+    assert [answer[0].image for answer in expected[:3]] == [target, photos["WS03"],
+                                                            photos["tower-fan"]]
