@@ -78,8 +78,9 @@ With the catalog's features cached a candidate photo costs about 0.5 ms (matchin
 it the product of the two descriptor matrices, and RANSAC), so a hundred candidates of up to
 ``PHOTOS_PER_LISTING`` photos each can be verified per query; computing a photo's features
 costs about 25 ms, which is why a service should ``warm`` the cache with the catalog's photos
-when it starts. A query's candidates are fitted ahead in ``FIT_WORKERS`` threads (the matrix
-products and RANSAC release the GIL; each fit is what it would be alone), then read in order.
+when it starts. A query's candidates are fitted ahead in ``FIT_WORKERS`` threads while BLAS
+runs one thread per call, as a service sets it (the matrix products and RANSAC release the GIL;
+each fit is what it would be alone; see ``_fit_pool``), then read in order.
 The features of the last ``RECENT_QUERIES`` query photos and their fits are kept too
 (``_QueryMemo``): a run with constraints re-ranks its photo a second time, filtered, and then
 computes only the fits of candidates the first pass did not see.
@@ -95,7 +96,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -159,14 +160,35 @@ class Reranker(Protocol):
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
+_blas: list[Any] | None = None  # threadpoolctl's handles on numpy's BLAS, found at first use
+
+
+def _numpy_blas_threads() -> int:
+    """Threads numpy's BLAS may use per call. Its wheels bundle their own copy (under
+    ``numpy.libs``), which is the one the matching's products run on; other copies (SciPy's,
+    OpenCV's) are set apart. Where none is found there, every BLAS loaded counts."""
+    global _blas
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+
+        libraries = ThreadpoolController().select(user_api="blas").lib_controllers
+        _blas = [lib for lib in libraries if f"{os.sep}numpy" in lib.filepath] or libraries
+    return max((lib.get_num_threads() or 1 for lib in _blas), default=1)
 
 
 def _fit_pool() -> ThreadPoolExecutor | None:
-    """The process's threads for fitting candidates (made at first use), ``None`` for one."""
+    """The process's threads for fitting candidates (made at first use), or ``None`` (fit one
+    after another): with one worker, and while numpy's BLAS may use several threads per call.
+    A service's warm-up gives BLAS one thread per caller (``agents.run.limit_blas_threads``);
+    without that, BLAS's own threads already share each product between the cores, and
+    fitting in threads on top of them measured slower than one fit after another (547 against
+    375 µs a fit on two cores, against 321 with one BLAS thread)."""
     global _pool
     if FIT_WORKERS <= 1:
         return None
     with _pool_lock:
+        if _numpy_blas_threads() > 1:
+            return None
         if _pool is None:
             _pool = ThreadPoolExecutor(FIT_WORKERS, thread_name_prefix="rerank-fit")
         return _pool

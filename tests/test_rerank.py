@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
+from threadpoolctl import threadpool_limits
 
 from retrieval.index import ListingHit
 from retrieval.rerank import LocalFeatureReranker, Reranker, bonus, inliers, local_features
@@ -417,12 +418,28 @@ def test_fits_in_threads_answer_what_serial_fits_answer(photos, monkeypatch):
     hits = [ListingHit(f"L{i}", 0.9 - 0.01 * i, others[i % 3]) for i in range(9)]
     hits.append(ListingHit("L-right", 0.5, target))  # past top_n: found by the deep pass
     answers = []
-    for workers in (1, 3):
-        monkeypatch.setattr(rerank, "FIT_WORKERS", workers)
-        monkeypatch.setattr(rerank, "_pool", None)
-        answers.append(LocalFeatureReranker().rerank(query, hits, _load, top_n=6, deep_n=10))
+    with threadpool_limits(limits=1, user_api="blas"):  # as a service runs (see _fit_pool)
+        for workers in (1, 3):
+            monkeypatch.setattr(rerank, "FIT_WORKERS", workers)
+            monkeypatch.setattr(rerank, "_pool", None)
+            assert (rerank._fit_pool() is None) == (workers == 1)
+            answers.append(LocalFeatureReranker().rerank(query, hits, _load, top_n=6,
+                                                         deep_n=10))
     assert answers[0] == answers[1]
     assert answers[1][0].listing_id == "L-right"
+
+
+def test_fits_run_in_threads_only_while_blas_has_one_thread(monkeypatch):
+    """With several BLAS threads per product, fitting in threads on top of them is slower:
+    candidates are then fitted one after another."""
+    import retrieval.rerank as rerank
+
+    monkeypatch.setattr(rerank, "FIT_WORKERS", 2)
+    monkeypatch.setattr(rerank, "_pool", None)
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert rerank._fit_pool() is None
+    with threadpool_limits(limits=1, user_api="blas"):
+        assert rerank._fit_pool() is not None
 
 
 def test_concurrent_re_rankings_share_the_pool_and_caches(photos):
@@ -437,7 +454,8 @@ def test_concurrent_re_rankings_share_the_pool_and_caches(photos):
             for i, (name, path) in enumerate(sorted(photos.items()))]
     expected = [LocalFeatureReranker().rerank(query, hits, _load) for query in queries]
     shared = LocalFeatureReranker(cache_size=3)  # small: evictions while others read
-    with ThreadPoolExecutor(len(queries)) as callers:
+    with threadpool_limits(limits=1, user_api="blas"), \
+            ThreadPoolExecutor(len(queries)) as callers:
         for _ in range(2):
             answers = list(callers.map(lambda query: shared.rerank(query, hits, _load), queries))
             assert answers == expected
