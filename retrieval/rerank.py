@@ -461,6 +461,50 @@ def bonus(count: int) -> float:
     return WEIGHT * min(1.0, max(0, count - FLOOR) / SPAN)
 
 
+_MISSING = object()
+
+
+class _Lru:
+    """A small least-recently-used map, safe to share between threads: the re-ranker's caches
+    of catalog features, catalog photo views and recent query photos."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._items
+
+    def peek(self, key: Any) -> Any:
+        """The value, or ``None``; the order is not touched."""
+        return self._items.get(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        """The value (now the most recently used), or ``default``."""
+        with self._lock:
+            value = self._items.get(key, _MISSING)
+            if value is _MISSING:
+                return default
+            self._items.move_to_end(key)
+            return value
+
+    def put(self, key: Any, value: Any, replace: bool = True) -> Any:
+        """Store ``value`` (``replace=False``: keep a value stored meanwhile) and return what
+        is stored; the least recently used beyond ``size`` are dropped."""
+        with self._lock:
+            if replace or key not in self._items:
+                self._items[key] = value
+            self._items.move_to_end(key)
+            value = self._items[key]
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+            return value
+
+
 @dataclass
 class _QueryMemo:
     """What re-ranking one query photo computed that a second re-ranking of it can reuse: its
@@ -515,27 +559,18 @@ class LocalFeatureReranker:
 
     def __init__(self, cache_size: int = CACHE_SIZE) -> None:
         self.cache_size = cache_size
-        self._cache: OrderedDict[str, LocalFeatures] = OrderedDict()
-        self._cache_lock = threading.Lock()  # fits run in several threads (``_fit_ahead``)
-        self._views: OrderedDict[str, PhotoView | None] = OrderedDict()
-        self._views_lock = threading.Lock()
-        self._recent: OrderedDict[tuple, _QueryMemo] = OrderedDict()
-        self._recent_lock = threading.Lock()
+        # shared by the fitting threads (``_fit_ahead``) and by concurrent requests
+        self._cache = _Lru(cache_size)  # path -> LocalFeatures
+        self._views = _Lru(VIEW_CACHE_SIZE)  # path -> PhotoView, None when unreadable
+        self._recent = _Lru(RECENT_QUERIES)  # query photo key -> _QueryMemo
 
     def _memo_of(self, query_grey: np.ndarray) -> _QueryMemo:
         """The memo of a query photo, keyed by its grey pixels (``_grey``, which its features
         are computed from), made with its features when it is not among the recent ones."""
         key = (query_grey.shape, hashlib.blake2b(query_grey.tobytes(), digest_size=16).digest())
-        with self._recent_lock:
-            memo = self._recent.get(key)
-            if memo is not None:
-                self._recent.move_to_end(key)
-                return memo
-        memo = _QueryMemo(_features_of_grey(query_grey))
-        with self._recent_lock:
-            memo = self._recent.setdefault(key, memo)
-            while len(self._recent) > RECENT_QUERIES:
-                self._recent.popitem(last=False)
+        memo = self._recent.get(key)
+        if memo is None:
+            memo = self._recent.put(key, _QueryMemo(_features_of_grey(query_grey)), replace=False)
         return memo
 
     def _fit(self, features: LocalFeatures, photo: str,
@@ -557,19 +592,14 @@ class LocalFeatureReranker:
     def _view_of(self, path: str, image_loader: Callable[[str], Image.Image]) -> PhotoView | None:
         """Grey pixels and product mask of a catalog photo (small LRU cache); ``None`` when the
         photo cannot be read."""
-        with self._views_lock:
-            if path in self._views:
-                self._views.move_to_end(path)
-                return self._views[path]
+        view = self._views.get(path, _MISSING)
+        if view is not _MISSING:
+            return view
         try:
-            view: PhotoView | None = photo_view(image_loader(path))
+            view = photo_view(image_loader(path))
         except (OSError, ValueError):
             view = None
-        with self._views_lock:
-            self._views[path] = view
-            while len(self._views) > VIEW_CACHE_SIZE:
-                self._views.popitem(last=False)
-        return view
+        return self._views.put(path, view)
 
     def _confirmed(self, query_grey: np.ndarray, count: int, homography: np.ndarray | None,
                    photo: str, image_loader: Callable[[str], Image.Image]) -> bool:
@@ -589,18 +619,12 @@ class LocalFeatureReranker:
             return LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32))
 
     def _store(self, path: str, features: LocalFeatures) -> None:
-        with self._cache_lock:
-            self._cache[path] = features
-            self._cache.move_to_end(path)
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+        self._cache.put(path, features)
 
     def _features_of(self, path: str, image_loader: Callable[[str], Image.Image]) -> LocalFeatures:
-        with self._cache_lock:
-            cached = self._cache.get(path)
-            if cached is not None:
-                self._cache.move_to_end(path)
-                return cached
+        cached = self._cache.get(path)
+        if cached is not None:
+            return cached
         features = self._compute(path, image_loader)  # outside the lock: 25 ms, threads share it
         self._store(path, features)
         return features
@@ -614,7 +638,7 @@ class LocalFeatureReranker:
 
     def cached(self, path: str) -> LocalFeatures | None:
         """The cached features of a catalog photo, or ``None`` (the LRU order is not touched)."""
-        return self._cache.get(path)
+        return self._cache.peek(path)
 
     def preload(self, features: Iterable[tuple[str, LocalFeatures]]) -> int:
         """Put features computed elsewhere (``retrieval.feature_store``) into the cache;
