@@ -53,14 +53,15 @@ def _settings(**overrides: Any):
         _fail(str(exc))
 
 
-def _runner(settings, build_if_missing: bool = False, warm: bool = True):
+def _runner(settings, build_if_missing: bool = False, warm: bool = True, rulebook=None):
     from agents.run import SourcingRunner
     from api.services import build_services
     from data.catalog.importer import CatalogError
     from retrieval.index import IndexMismatchError, IndexNotFoundError
 
     try:
-        runner = SourcingRunner(build_services(settings, build_index_if_missing=build_if_missing))
+        runner = SourcingRunner(build_services(settings, build_index_if_missing=build_if_missing,
+                                               rulebook=rulebook))
         if warm:
             runner.warm_up()
         return runner
@@ -68,6 +69,24 @@ def _runner(settings, build_if_missing: bool = False, warm: bool = True):
         _fail(f"catalog {settings.catalog_dir} has problems:\n{exc}")
     except (IndexNotFoundError, IndexMismatchError) as exc:
         _fail(str(exc))
+
+
+def _checked_inputs(settings, image: Path, market: str):
+    """The photo decoded and the market found before anything heavy loads (the models and
+    the index take seconds), so that a typo fails at once. Returns the rule book it loaded,
+    for the services to reuse."""
+    from agents.compliance.rules import RuleBook, UnknownMarketError
+    from retrieval.images import ImageDecodeError, decode_image, read_photo_bytes
+
+    if not image.exists():
+        _fail(f"image not found: {image}")
+    try:
+        decode_image(read_photo_bytes(image), name=image.name)
+        rulebook = RuleBook.load(settings.rules_dir)
+        rulebook.market_rules(market)
+    except (ImageDecodeError, UnknownMarketError, ValueError) as exc:
+        _fail(str(exc))
+    return rulebook
 
 
 def _run_one(runner, image: Path, market: str, **options: Any) -> dict[str, Any]:
@@ -172,7 +191,8 @@ def run(
         except json.JSONDecodeError as exc:
             _fail(f"--constraints is not valid JSON: {exc.msg}")
     settings = _settings()
-    runner = _runner(settings, build_if_missing=True)
+    rulebook = _checked_inputs(settings, image, market)
+    runner = _runner(settings, build_if_missing=True, rulebook=rulebook)
     result = _run_one(runner, image, market, constraints=parsed, top_k=top_k, title=title)
     if as_json:
         sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
@@ -470,11 +490,11 @@ def search_image(
     from retrieval.images import ImageDecodeError, load_image
     from retrieval.search import search_images
 
-    search_filter, services = _search_setup(filter_json, warm=False)
-    try:
+    try:  # before the services load (seconds), so that a bad photo fails at once
         photo = load_image(image)
     except ImageDecodeError as exc:
         _fail(str(exc))
+    search_filter, services = _search_setup(filter_json, warm=False)
     query = services.encoder().encode(photo)
     hits = search_images(services.index, query.vector, k, search_filter, services.reranker,
                          photo, services.load_catalog_image, view_vectors=query.view_vectors)

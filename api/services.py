@@ -65,7 +65,9 @@ def load_or_build_index(settings: Settings, catalog: Catalog, embedder: ImageEmb
 
 
 def build_services(settings: Settings, build_index_if_missing: bool = False,
-                   progress: bool = True) -> Services:
+                   progress: bool = True, rulebook: RuleBook | None = None) -> Services:
+    """``rulebook``: one already loaded from ``settings.rules_dir`` (the command line loads it
+    first, to refuse an unknown market before the models are loaded)."""
     catalog = load_catalog(settings.catalog_dir)
     embedder = make_image_embedder(settings)
     index = load_or_build_index(settings, catalog, embedder,
@@ -80,7 +82,7 @@ def build_services(settings: Settings, build_index_if_missing: bool = False,
         image_embedder=embedder,
         index=index,
         text_embedder=MiniLMTextEmbedder(settings.text_model_path),
-        rulebook=RuleBook.load(settings.rules_dir),
+        rulebook=rulebook or RuleBook.load(settings.rules_dir),
         market_data={"US": AmazonMarketData.load(settings.market_dir,
                                                  cache_dir=settings.cache_dir)},
         shortlist_size=settings.shortlist_size,

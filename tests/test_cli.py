@@ -62,8 +62,15 @@ def test_run_json_validates_and_is_grounded(demo_services, demo_settings, demo_c
     assert result["shortlist"] and result["grounding"]["unsupported"] == []
 
 
-def test_run_refuses_unknown_market_and_broken_image(demo_services, demo_settings, demo_cases,
-                                                     tmp_path):
+def test_run_refuses_unknown_market_and_broken_image(demo_settings, demo_cases, tmp_path,
+                                                     monkeypatch):
+    """Refused before the models and the index load: a typo costs no start-up."""
+    import api.services
+
+    def no_services(*args, **kwargs):
+        raise AssertionError("services were built for input that is refused")
+
+    monkeypatch.setattr(api.services, "build_services", no_services)
     env = {"SOURCING_INDEX_DIR": str(demo_settings.index_dir)}
     unknown = cli.invoke(app, ["run", str(demo_cases[0].image), "--market", "XX"], env=env)
     assert unknown.exit_code == 2 and "unknown market 'XX'" in unknown.output
@@ -71,3 +78,12 @@ def test_run_refuses_unknown_market_and_broken_image(demo_services, demo_setting
     broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     bad = cli.invoke(app, ["run", str(broken), "--market", "US"], env=env)
     assert bad.exit_code == 2 and "broken.jpg" in bad.output
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(demo_cases[0].image.read_bytes()[:3000])
+    cut = cli.invoke(app, ["run", str(truncated), "--market", "US"], env=env)
+    assert cut.exit_code == 2 and "truncated.jpg: corrupt or truncated image" in cut.output
+    missing = cli.invoke(app, ["run", str(tmp_path / "nowhere.jpg")], env=env)
+    assert missing.exit_code == 2 and "image not found" in missing.output
+    search = cli.invoke(app, ["search", "image", str(broken)], env=env)
+    assert search.exit_code == 2 and "broken.jpg" in search.output
+    assert "corrupt or truncated image" in search.output

@@ -33,6 +33,9 @@ PRODUCT_KINDS_FILE = "product_kinds.yaml"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MAINS_MIN_VOLTS = 50.0  # the Low Voltage Directive's lower bound for AC equipment
 VOLTAGE_TOLERANCE = 0.10  # a rating within 10 % of the market's nominal voltage counts as a fit
+# libyaml's parser when PyYAML was built with it (the wheels are): the same documents, read about
+# eight times faster than by the pure-Python parser (the rule book loads at every start-up)
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _VOLTAGE = re.compile(r"(\d+(?:\.\d+)?)(?:\s*[-/\u2013]\s*(\d+(?:\.\d+)?))?\s*v(?:ac|dc)?\b")
 _BATTERY_WORDS = re.compile(r"lithium|li-?ion|batter|nimh|rechargeable")
@@ -426,7 +429,7 @@ class RuleBook:
 
 def _read_yaml(path: Path) -> Any:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
     except yaml.YAMLError as error:
         raise ValueError(f"{path}: not valid YAML: {error}") from None
     return _dates_to_text(data)  # a non-mapping file fails schema validation next
