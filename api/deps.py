@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from anyio import to_thread
 from fastapi import Depends, HTTPException, Request
 
 from agents.context import Services
@@ -13,7 +14,8 @@ from api.state import AppState
 
 # ``async def`` although nothing here awaits: FastAPI runs a plain ``def`` dependency in its
 # thread pool, and three hand-overs to a worker thread and back cost a small request more than
-# its own work (none of these blocks: attribute reads, key comparison, an in-memory rate window)
+# its own work (none of these blocks: attribute reads, key comparison, an in-memory rate window;
+# a shared rate window is a network round trip, and that one check goes to a thread)
 
 
 async def get_state(request: Request) -> AppState:
@@ -28,6 +30,8 @@ async def get_services(state: Annotated[AppState, Depends(get_state)]) -> Servic
 
 
 async def get_caller(request: Request, state: Annotated[AppState, Depends(get_state)]) -> Caller:
+    if state.guard.shared:  # a round trip to the shared rate-limit store: off the event loop
+        return await to_thread.run_sync(state.guard, request)
     return state.guard(request)
 
 

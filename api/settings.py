@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     api_keys: SecretStr | None = None
     # per key (or per client address when the API is open), in `limits` notation
     rate_limit: str = "120/minute"
+    # where the rate windows are kept: empty, in this process (each worker counts its own); a
+    # `limits` storage URI (redis://host:6379/0, redis+sentinel://..., redis+cluster://...,
+    # valkey://..., mongodb://...) shares them between every worker and host that names it
+    rate_limit_storage: str = ""
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -86,6 +90,8 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ValueError(f"SOURCING_RATE_LIMIT {self.rate_limit!r} is not a rate such as "
                              f"'120/minute' or '10/second': {exc}") from None
+        if self.rate_limit_storage:
+            _check_rate_storage(self.rate_limit_storage)
         if self.api_keys is not None and not self.api_key_list:
             raise ValueError("SOURCING_API_KEYS is set but holds no key (comma-separated)")
         if self.llm_base_url and not self.llm_model:
@@ -98,6 +104,20 @@ class Settings(BaseSettings):
         if self.api_keys is None:
             return []
         return [key.strip() for key in self.api_keys.get_secret_value().split(",") if key.strip()]
+
+
+def _check_rate_storage(uri: str) -> None:
+    """A shared store ``limits`` knows and can keep a moving window in; anything else is refused
+    at start-up, naming the variable."""
+    from limits.storage import SCHEMES, MovingWindowSupport
+
+    scheme = uri.split("://", 1)[0] if "://" in uri else ""
+    fit = sorted(name for name, kind in SCHEMES.items() if issubclass(kind, MovingWindowSupport)
+                 and not name.startswith("async+") and name != "memory")
+    if scheme not in fit:
+        raise ValueError(f"SOURCING_RATE_LIMIT_STORAGE {uri!r}: the scheme must be one of "
+                         f"{', '.join(fit)} (a store that keeps a moving window and that every "
+                         "worker reaches; leave it empty to count in each process)")
 
 
 @lru_cache(maxsize=1)
