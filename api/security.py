@@ -99,6 +99,7 @@ class SharedWindow:
     TIMEOUT_S = 0.5  # a store that does not answer in this long counts as down
 
     def __init__(self, uri: str, rate: RateLimitItem) -> None:
+        from limits.errors import ConfigurationError
         from limits.storage import storage_from_string
         from limits.strategies import MovingWindowRateLimiter
 
@@ -107,7 +108,10 @@ class SharedWindow:
             timeouts = {"socket_timeout": self.TIMEOUT_S,
                         "socket_connect_timeout": self.TIMEOUT_S}
         self.rate = rate
-        self.storage = storage_from_string(uri, wrap_exceptions=True, **timeouts)
+        try:
+            self.storage = storage_from_string(uri, wrap_exceptions=True, **timeouts)
+        except ConfigurationError as exc:  # e.g. valkey:// or mongodb:// without its client
+            raise ValueError(f"SOURCING_RATE_LIMIT_STORAGE: {exc}") from None
         self._limiter = MovingWindowRateLimiter(self.storage)
 
     def reachable(self) -> bool:
