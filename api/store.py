@@ -140,8 +140,10 @@ class RunStore:
                     mode = db.execute("PRAGMA journal_mode").fetchone()[0]
                     if mode != "wal":
                         mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-                    if mode != "wal":
-                        raise sqlite3.OperationalError(f"database is locked (journal mode {mode})")
+                    if mode != "wal":  # SQLite keeps the old mode where WAL cannot work
+                        raise RuntimeError(f"runs database {self.path}: SQLite cannot keep it in "
+                                           f"WAL mode (it stays {mode!r}); put SOURCING_RUNS_DB "
+                                           "on a local disk")
                     db.executescript(SCHEMA)
                 return
             except sqlite3.OperationalError as exc:
