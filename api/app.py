@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -151,7 +152,7 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
             threading.Thread(target=_load_services, args=(state, settings), daemon=True,
                              name="sourcing-load").start()
         yield
-        state.queue.shutdown()
+        await to_thread.run_sync(state.queue.shutdown)  # started runs get their grace
         store.cancel_queued()
 
     app = FastAPI(

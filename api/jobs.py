@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,23 +64,30 @@ class RunRequest:
 
 
 class RunQueue:
+    SHUTDOWN_GRACE_S = 30.0  # how long a stopping server lets started runs finish
+
     def __init__(self, store: RunStore, workers: int) -> None:
         self.store = store
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sourcing-run")
         self._lock = threading.Lock()
-        self.in_flight = 0  # runs queued or running in this process
+        self._futures: set[Future] = set()  # runs queued or running in this process
+
+    @property
+    def in_flight(self) -> int:
+        """Runs queued or running in this process."""
+        return len(self._futures)
 
     def submit(self, run_id: str, services: Services, graph: Any, image_bytes: bytes,
                request: RunRequest) -> Future:
-        with self._lock:
-            self.in_flight += 1
         future = self.executor.submit(self._run, run_id, services, graph, image_bytes, request)
+        with self._lock:
+            self._futures.add(future)
         future.add_done_callback(self._done)
         return future
 
-    def _done(self, _future: Future) -> None:
+    def _done(self, future: Future) -> None:
         with self._lock:
-            self.in_flight -= 1
+            self._futures.discard(future)
 
     def _run(self, run_id: str, services: Services, graph: Any, image_bytes: bytes,
              request: RunRequest) -> dict[str, Any] | None:
@@ -99,6 +106,17 @@ class RunQueue:
         self.store.succeed(run_id, result)
         return result
 
-    def shutdown(self) -> None:
-        """Stop taking runs; queued runs are cancelled and marked failed."""
+    def shutdown(self, grace_s: float | None = None) -> int:
+        """Stop taking runs. Queued runs are cancelled (``RunStore.cancel_queued`` marks them
+        failed); started ones get ``grace_s`` (default ``SHUTDOWN_GRACE_S``) to finish and store
+        their result, rather than running on while the interpreter shuts down. Returns how many
+        were still running when the grace ran out (the next start marks them interrupted)."""
         self.executor.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            started = list(self._futures)
+        grace = self.SHUTDOWN_GRACE_S if grace_s is None else grace_s
+        _, still_running = wait(started, timeout=grace)
+        if still_running:
+            log.warning("%d run(s) still running after %.0f s of shutdown grace",
+                        len(still_running), grace)
+        return len(still_running)

@@ -1,8 +1,9 @@
 """With eight runs in flight, /healthz keeps answering: runs work in threads, off the event loop.
+A stopping server lets a started run finish and store its result.
 
-The eight runs are held inside the graph (their image embedder waits at a gate) while the test
-asks /healthz, so "in flight" is a fact the test checks, not a matter of timing; then the gate
-opens and every run must finish with a shortlist.
+The runs are held inside the graph (their image embedder waits at a gate) while the test asks
+/healthz or stops the app, so "in flight" is a fact the test checks, not a matter of timing; then
+the gate opens and every run must finish with a shortlist.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ import dataclasses
 import threading
 
 import httpx
+from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.jobs import RunQueue
+from api.store import RunStore
 from tests.api_support import QUERY_PHOTO, QUERY_SUPPLIER, live_server
 
 RUNS = 8
@@ -71,3 +75,42 @@ def test_healthz_answers_with_eight_runs_in_flight(demo_services, demo_settings,
     for answer in answers:
         suppliers = [item["supplier"]["supplier_id"] for item in answer.json()["shortlist"]]
         assert QUERY_SUPPLIER in suppliers
+
+
+def test_a_stopping_server_lets_a_started_run_finish(demo_services, demo_settings, tmp_path):
+    embedder = GatedEmbedder(demo_services.image_embedder)
+    services = dataclasses.replace(demo_services, image_embedder=embedder)
+    settings = demo_settings.model_copy(update={"runs_db": tmp_path / "runs.sqlite3"})
+    with TestClient(create_app(services=services, settings=settings)) as client:
+        accepted = client.post("/v1/runs?mode=async", files={"image": ("q.jpg",
+                                                                        QUERY_PHOTO.read_bytes())},
+                               data={"market": "US"})
+        assert accepted.status_code == 202
+        assert embedder.arrived.acquire(timeout=300), "the run never started"
+        # the app stops while the run waits inside the graph; the gate opens during the stop
+        threading.Timer(0.5, embedder.gate.set).start()
+    record = RunStore(settings.runs_db).get(accepted.json()["id"])
+    assert record.status == "succeeded" and record.result["shortlist"]
+
+
+def test_shutdown_grace_runs_out_on_a_run_that_does_not_finish(demo_services, tmp_path):
+    embedder = GatedEmbedder(demo_services.image_embedder)
+    services = dataclasses.replace(demo_services, image_embedder=embedder)
+    store = RunStore(tmp_path / "runs.sqlite3")
+    queue = RunQueue(store, workers=1)
+    from agents.graph import build_graph
+    from api.jobs import RunRequest
+
+    graph = build_graph()
+    started = queue.submit(store.create({"market": "US"}), services, graph,
+                           QUERY_PHOTO.read_bytes(), RunRequest("US", "q.jpg"))
+    waiting = queue.submit(store.create({"market": "US"}), services, graph,
+                           QUERY_PHOTO.read_bytes(), RunRequest("US", "q.jpg"))
+    assert embedder.arrived.acquire(timeout=300)
+    try:
+        assert queue.shutdown(grace_s=0.2) == 1  # the started run is still held at the gate
+        assert waiting.cancelled() and queue.in_flight == 1
+        assert store.cancel_queued() == 1
+    finally:
+        embedder.gate.set()
+    assert started.result(timeout=300)["shortlist"] and queue.in_flight == 0
