@@ -109,8 +109,9 @@ class RunQueue:
     def shutdown(self, grace_s: float | None = None) -> int:
         """Stop taking runs. Queued runs are cancelled (``RunStore.cancel_queued`` marks them
         failed); started ones get ``grace_s`` (default ``SHUTDOWN_GRACE_S``) to finish and store
-        their result, rather than running on while the interpreter shuts down. Returns how many
-        were still running when the grace ran out (the next start marks them interrupted)."""
+        their result before the server reports itself stopped. Returns how many were still running
+        when the grace ran out: those go on while the process exits, and if it is killed first,
+        the next start marks them interrupted."""
         self.executor.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             started = list(self._futures)
