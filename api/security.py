@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from fastapi import HTTPException, Request
 from limits import RateLimitItem, parse
+from limits.errors import ConfigurationError, StorageError
 
 from api.settings import Settings
 
@@ -99,7 +100,6 @@ class SharedWindow:
     TIMEOUT_S = 0.5  # a store that does not answer in this long counts as down
 
     def __init__(self, uri: str, rate: RateLimitItem) -> None:
-        from limits.errors import ConfigurationError
         from limits.storage import storage_from_string
         from limits.strategies import MovingWindowRateLimiter
 
@@ -163,8 +163,6 @@ class AccessGuard:
         return Caller(key_id(key), address)
 
     def check_rate(self, caller: Caller) -> None:
-        from limits.errors import StorageError
-
         try:
             wait = self.window.hit(caller.limit_id)
         except StorageError as exc:

@@ -14,7 +14,6 @@ when any request was answered with something other than 200, or not at all.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import threading
 import time
@@ -78,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.clients < 1 or args.seconds <= 0 or args.photos < 1:
         parser.error("--clients, --seconds and --photos must be positive")
 
-    from bench.bench import RESERVED
+    from bench.bench import RESERVED, pct
     from evals.sets import load_eval_set
 
     photos = [(Path(case.image).name, Path(case.image).read_bytes())
@@ -93,9 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     if not latencies:
         print("no answer: is the server up at --url?", file=sys.stderr)
         return 1
-    cuts = statistics.quantiles(latencies, n=20) if len(latencies) > 1 else latencies * 19
     print(f"200s per second: {answered / lasted:.1f}; latency p50 / p95: "
-          f"{statistics.median(latencies) * 1000:.0f} / {cuts[18] * 1000:.0f} ms")
+          f"{pct(latencies, 50) * 1000:.0f} / {pct(latencies, 95) * 1000:.0f} ms")
     return 0 if answered == sum(statuses.values()) else 1
 
 

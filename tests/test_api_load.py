@@ -15,7 +15,8 @@ import httpx
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.jobs import RunQueue
+from agents.graph import build_graph
+from api.jobs import RunQueue, RunRequest
 from api.store import RunStore
 from tests.api_support import QUERY_PHOTO, QUERY_SUPPLIER, live_server
 
@@ -98,9 +99,6 @@ def test_shutdown_grace_runs_out_on_a_run_that_does_not_finish(demo_services, tm
     services = dataclasses.replace(demo_services, image_embedder=embedder)
     store = RunStore(tmp_path / "runs.sqlite3")
     queue = RunQueue(store, workers=1)
-    from agents.graph import build_graph
-    from api.jobs import RunRequest
-
     graph = build_graph()
     started = queue.submit(store.create({"market": "US"}), services, graph,
                            QUERY_PHOTO.read_bytes(), RunRequest("US", "q.jpg"))
