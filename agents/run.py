@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from agents.context import Services
 from agents.graph import build_graph
+from agents.shortlist.landed_cost import checked_sale_price, checked_shipping_mode
 from retrieval.images import read_photo_bytes
 
 if TYPE_CHECKING:
@@ -67,11 +68,17 @@ class SourcingRunner:
     def run(self, image_bytes: bytes, market: str, *, image_name: str = "image",
             constraints: dict[str, Any] | None = None, weights: dict[str, float] | None = None,
             title: str | None = None, description: str | None = None,
-            top_k: int | None = None) -> dict[str, Any]:
+            top_k: int | None = None, sale_price: float | None = None,
+            shipping_mode: str | None = None) -> dict[str, Any]:
+        """One run. ``sale_price`` (USD) and ``shipping_mode`` (express, air, sea) replace the
+        market's median price and the mode chosen by shipment weight in the landed cost and
+        margin; a bad value raises ``ValueError`` naming it before the graph starts."""
         request: dict[str, Any] = {"image_bytes": image_bytes, "image_name": image_name,
                                    "market": market, "constraints": constraints or {}}
         for key, value in (("weights", weights), ("title", title),
-                           ("description", description), ("top_k", top_k)):
+                           ("description", description), ("top_k", top_k),
+                           ("sale_price", checked_sale_price(sale_price)),
+                           ("shipping_mode", checked_shipping_mode(shipping_mode))):
             if value is not None:
                 request[key] = value
         start = time.perf_counter()

@@ -19,7 +19,9 @@ def merge_dicts(left: dict[str, Any] | None, right: dict[str, Any] | None) -> di
 
 
 class InputState(TypedDict, total=False):
-    """What a caller hands in. ``image_bytes`` is the uploaded photo; ``market`` an ISO code."""
+    """What a caller hands in. ``image_bytes`` is the uploaded photo; ``market`` an ISO code;
+    ``sale_price`` (USD) and ``shipping_mode`` (express, air or sea) are the seller's own, for
+    the landed cost and margin (the market's median price and a mode chosen by weight without)."""
 
     image_bytes: bytes
     image_name: str
@@ -29,6 +31,8 @@ class InputState(TypedDict, total=False):
     title: str
     description: str
     top_k: int
+    sale_price: float
+    shipping_mode: str
 
 
 class State(InputState, total=False):

@@ -182,18 +182,35 @@ def run(
         None, help='Hard constraints as JSON, e.g. \'{"max_moq": 100}\''),
     top_k: int | None = typer.Option(None, help="Shortlist size"),
     title: str | None = typer.Option(None, help="Optional product title from the seller"),
+    sale_price: float | None = typer.Option(
+        None, help="Your sale price in USD; the margin is computed at it instead of the "
+                   "market's median price"),
+    shipping_mode: str | None = typer.Option(
+        None, help="express, air or sea; default: chosen by shipment weight"),
 ) -> None:
     """Find factories for one photo and print the grounded shortlist."""
+    from agents.shortlist.landed_cost import checked_sale_price, checked_shipping_mode
+    from agents.supplier_match.tools import Constraints
+
     parsed = None
-    if constraints:
-        try:
-            parsed = json.loads(constraints)
-        except json.JSONDecodeError as exc:
-            _fail(f"--constraints is not valid JSON: {exc.msg}")
+    try:
+        if constraints:
+            try:
+                parsed = json.loads(constraints)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"--constraints is not valid JSON: {exc.msg}") from None
+            if not isinstance(parsed, dict):
+                raise ValueError("--constraints must be a JSON object, e.g. '{\"max_moq\": 100}'")
+            Constraints.from_dict(parsed)
+        checked_sale_price(sale_price)
+        checked_shipping_mode(shipping_mode)
+    except ValueError as exc:
+        _fail(str(exc))
     settings = _settings()
     rulebook = _checked_inputs(settings, image, market)
     runner = _runner(settings, build_if_missing=True, rulebook=rulebook)
-    result = _run_one(runner, image, market, constraints=parsed, top_k=top_k, title=title)
+    result = _run_one(runner, image, market, constraints=parsed, top_k=top_k, title=title,
+                      sale_price=sale_price, shipping_mode=shipping_mode)
     if as_json:
         sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     else:
@@ -602,6 +619,12 @@ def print_result(result: dict[str, Any]) -> None:
                       f"{niche['median_stars']} (category {niche['category_median_stars']})")
     else:
         out.print(f"[bold]market[/] {market.get('market')}: {market.get('reason', 'no data')}")
+    margin = next((item["margin"] for item in result["shortlist"] if item.get("margin")), None)
+    if margin:
+        mode = result["request"].get("shipping_mode")
+        out.print(f"  margin at {margin['sale_price_basis']} {margin['sale_price']} USD; "
+                  + (f"shipping by {mode}, as asked" if mode else
+                     "shipping mode by shipment weight"))
     if any(item.get("landed_cost") and not item["landed_cost"].get("complete")
            for item in result["shortlist"]):
         out.print("  * landed cost without additional duties: none in the bundled table for "

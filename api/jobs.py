@@ -61,6 +61,8 @@ class RunRequest:
     title: str | None = None
     description: str | None = None
     top_k: int | None = None
+    sale_price: float | None = None
+    shipping_mode: str | None = None
 
 
 class RunQueue:
@@ -98,7 +100,8 @@ class RunQueue:
             result = SourcingRunner(services, graph=observed).run(
                 image_bytes, request.market, image_name=request.image_name,
                 constraints=request.constraints, weights=request.weights, title=request.title,
-                description=request.description, top_k=request.top_k)
+                description=request.description, top_k=request.top_k,
+                sale_price=request.sale_price, shipping_mode=request.shipping_mode)
         except Exception as exc:  # the run fails; the server goes on
             log.exception("run %s failed", run_id)
             self.store.fail(run_id, f"{type(exc).__name__}: {exc}")

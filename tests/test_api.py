@@ -138,6 +138,42 @@ def test_bad_run_input_is_422_naming_the_problem(client, field, value, needle):
     assert needle in response.json()["detail"] and response.json()["request_id"]
 
 
+def test_a_run_at_the_sellers_price_and_shipping_mode(client):
+    response = client.post("/v1/runs", files={"image": ("q.jpg", QUERY_PHOTO.read_bytes())},
+                           data={"market": "US", "sale_price": "30", "shipping_mode": "sea"})
+    assert response.status_code == 200, response.text
+    result = response.json()
+    jsonschema.validate(result, SCHEMA)
+    assert result["request"]["sale_price"] == 30.0 and result["request"]["shipping_mode"] == "sea"
+    costed = [item for item in result["shortlist"] if item["margin"]]
+    assert costed, "no candidate got a margin"
+    evidence = result["evidence"]
+    for item in costed:
+        freight, margin = item["landed_cost"]["freight"], item["margin"]
+        assert freight["mode"] == "sea" and freight["mode_basis"] == "the seller's choice"
+        assert evidence[freight["mode_evidence"]] == {
+            "source": "request", "record_id": "pricing", "field": "shipping_mode",
+            "value": "sea"}
+        assert margin["sale_price"] == 30.0
+        assert margin["per_unit"] == round(30.0 - item["landed_cost"]["unit_cost"], 2)
+        assert evidence[margin["evidence"][0]]["value"] == 30.0
+    claim = next(c for c in result["claims"] if c["id"] == "c1-margin")
+    assert claim["text"].startswith("Margin at the seller's sale price 30.0 USD")
+    stored = client.get(response.headers["location"]).json()["request"]
+    assert (stored["sale_price"], stored["shipping_mode"]) == (30.0, "sea")
+
+
+@pytest.mark.parametrize("field,value", [
+    ("sale_price", "0"), ("sale_price", "-5"), ("sale_price", "nan"), ("sale_price", "inf"),
+    ("sale_price", "2000000"), ("sale_price", "cheap"), ("shipping_mode", "boat"),
+])
+def test_a_bad_price_or_shipping_mode_is_422_naming_the_field(client, field, value):
+    response = client.post("/v1/runs", files={"image": ("q.jpg", QUERY_PHOTO.read_bytes())},
+                           data={"market": "US", field: value})
+    assert response.status_code == 422, response.text
+    assert [error["loc"] for error in response.json()["detail"]] == [["body", field]]
+
+
 def test_a_stored_run_survives_a_restart(demo_services, settings, tmp_path):
     settings = settings.model_copy(update={"runs_db": tmp_path / "runs.sqlite3"})
     with TestClient(create_app(services=demo_services, settings=settings)) as first:

@@ -62,8 +62,8 @@ def test_run_json_validates_and_is_grounded(demo_services, demo_settings, demo_c
     assert result["shortlist"] and result["grounding"]["unsupported"] == []
 
 
-def test_run_refuses_unknown_market_and_broken_image(demo_settings, demo_cases, tmp_path,
-                                                     monkeypatch):
+def test_run_refuses_bad_market_image_price_and_constraints(demo_settings, demo_cases,
+                                                            tmp_path, monkeypatch):
     """Refused before the models and the index load: a typo costs no start-up."""
     import api.services
 
@@ -87,3 +87,11 @@ def test_run_refuses_unknown_market_and_broken_image(demo_settings, demo_cases, 
     search = cli.invoke(app, ["search", "image", str(broken)], env=env)
     assert search.exit_code == 2 and "broken.jpg" in search.output
     assert "corrupt or truncated image" in search.output
+    photo = str(demo_cases[0].image)
+    for options, needle in ((["--sale-price", "-3"], "sale_price: must be above 0"),
+                            (["--sale-price", "nan"], "sale_price: must be above 0"),
+                            (["--shipping-mode", "boat"], "expected one of express, air, sea"),
+                            (["--constraints", "[1]"], "must be a JSON object"),
+                            (["--constraints", '{"colour": "red"}'], "unknown constraint")):
+        refused = cli.invoke(app, ["run", photo, *options], env=env)
+        assert refused.exit_code == 2 and needle in refused.output, (options, refused.output)

@@ -90,3 +90,15 @@ def test_source_factory_found_for_most_reserved_photos(runner, demo_cases):
         top3 = [item["supplier"]["supplier_id"] for item in output["shortlist"][:3]]
         hits += case.expect["source_supplier_id"] in top3
     assert hits / len(demo_cases) >= 0.70, f"source factory in top 3: {hits}/{len(demo_cases)}"
+
+
+def test_a_bad_price_or_shipping_mode_is_refused_before_the_graph_starts(demo_services):
+    class NoGraph:
+        def invoke(self, *args, **kwargs):
+            raise AssertionError("the graph ran on input that is refused")
+
+    runner = SourcingRunner(demo_services, graph=NoGraph())
+    with pytest.raises(ValueError, match="shipping_mode: expected one of express, air, sea"):
+        runner.run(b"photo", "US", shipping_mode="rail")
+    with pytest.raises(ValueError, match="sale_price: must be above 0"):
+        runner.run(b"photo", "US", sale_price=0)

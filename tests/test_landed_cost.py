@@ -9,7 +9,13 @@ import pytest
 
 from agents.market.trade import TradeData, fulfilment_fee, referral_fee
 from agents.shortlist.grounding import ground
-from agents.shortlist.landed_cost import choose_mode, landed_cost
+from agents.shortlist.landed_cost import (
+    SELLER_PRICE_BASIS,
+    checked_sale_price,
+    checked_shipping_mode,
+    choose_mode,
+    landed_cost,
+)
 from data.catalog.schema import Listing, Supplier
 
 TRADE = Path(__file__).resolve().parents[1] / "data" / "trade"
@@ -160,3 +166,58 @@ def test_cost_claims_pass_the_grounding_check(trade):
     kept, report = ground(claims, evidence)
     assert report["unsupported"] == [] and len(kept) == 3
     assert "13.5 USD" in claims[1]["text"] and "(32.5 %)" in claims[2]["text"]
+
+
+def test_seller_price_and_sea_freight_at_500_pieces_by_hand(trade):
+    """The seller sells at 24.99 USD and ships by sea (weight alone would choose air).
+    unit price (tier 500)                         4.65
+    freight   0.2 kg x 0.45 USD/kg (sea)          0.09
+    duty      as above                            1.12
+    referral  24.99 over 20 USD -> 17 % = 4.2483  4.25
+    FBA       as above                            4.63
+    landed unit cost                              14.74
+    margin    24.99 - 14.74 = 10.25 USD; 10.25 / 24.99 = 41.02 % -> 41.0 %"""
+    from agents.evidence import cite
+    from agents.shortlist.node import _cost_claims
+
+    evidence: dict = {}
+    price_id = cite(evidence, "request", "pricing", "sale_price", 24.99, currency="USD")
+    mode_id = cite(evidence, "request", "pricing", "shipping_mode", "sea")
+    cost, margin = landed_cost(trade, evidence, market="US", listing=tee(), supplier=FACTORY,
+                               hs_code="610910", quantity=500, sale_price=24.99,
+                               sale_price_id=price_id, sale_price_basis=SELLER_PRICE_BASIS,
+                               mode="sea", mode_id=mode_id)
+    freight = cost["freight"]
+    assert freight["mode"] == "sea" and freight["mode_basis"] == "the seller's choice"
+    assert freight["per_unit"] == 0.09 and freight["mode_evidence"] == mode_id
+    assert cost["fees"]["referral_pct"] == 17.0 and cost["fees"]["referral_per_unit"] == 4.25
+    assert cost["unit_cost"] == 14.74
+    assert (margin["sale_price"], margin["per_unit"], margin["pct"]) == (24.99, 10.25, 41.0)
+    assert margin["sale_price_basis"] == SELLER_PRICE_BASIS
+    assert evidence[margin["evidence"][0]]["source"] == "request"
+    assert "seller's sale price" in evidence[margin["evidence"][1]]["method"]
+    claims = _cost_claims(1, cost, margin, evidence)
+    kept, report = ground(claims, evidence)
+    assert report["unsupported"] == [] and len(kept) == 3
+    assert "by sea" in claims[1]["text"]
+    assert claims[2]["text"].startswith("Margin at the seller's sale price 24.99 USD: 10.25 USD")
+
+
+def test_without_a_named_mode_the_weight_chooses_and_says_so(trade):
+    cost, _ = landed_cost(trade, {}, market="US", listing=tee(), supplier=FACTORY,
+                          hs_code="610910", quantity=500, sale_price=None)
+    assert cost["freight"]["mode"] == "air" and cost["freight"]["mode_basis"] == "shipment weight"
+
+
+@pytest.mark.parametrize("value", [0, -1, "nan", float("inf"), 2_000_000, "abc", [1]])
+def test_a_bad_sale_price_is_refused_naming_it(value):
+    with pytest.raises(ValueError, match="sale_price"):
+        checked_sale_price(value)
+
+
+def test_pricing_checks_pass_good_values_and_none():
+    assert checked_sale_price("24.99") == 24.99 and checked_sale_price(None) is None
+    assert [checked_shipping_mode(m) for m in ("express", "air", "sea", None)] == [
+        "express", "air", "sea", None]
+    with pytest.raises(ValueError, match="shipping_mode: expected one of express, air, sea"):
+        checked_shipping_mode("boat")

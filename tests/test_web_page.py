@@ -76,3 +76,17 @@ def test_the_form_works_from_the_keyboard(browser, base_url):
     assert seen[-1] == "submit", seen
     page.keyboard.press("Enter")
     page.locator(f'.card[data-supplier-id="{QUERY_SUPPLIER}"]').wait_for(timeout=300_000)
+
+
+def test_the_sellers_price_and_shipping_mode_reach_the_card(browser, base_url):
+    page = browser.new_page()
+    page.goto(base_url + "/")
+    page.get_by_label("Product photo").set_input_files(str(QUERY_PHOTO))
+    page.get_by_label("Your sale price (USD)").fill("30")
+    page.get_by_label("Shipping").select_option("sea")
+    page.get_by_role("button", name="Find suppliers").click()
+    card = page.locator(f'.card[data-supplier-id="{QUERY_SUPPLIER}"]')
+    card.wait_for(timeout=300_000)
+    text = card.inner_text()
+    assert "by sea" in text and "at the seller's sale price 30.00 USD" in text, text
+    assert "{" not in text  # figures, not a JSON dump of the cost breakdown

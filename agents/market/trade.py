@@ -20,7 +20,7 @@ import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 HTS_FILE = "us_hts_2024/hts_2024_basic_edition.csv"
 ADDITIONAL_FILE = "costs/us_additional_duties.csv"
@@ -28,7 +28,8 @@ FREIGHT_FILE = "costs/freight_rates.csv"
 REFERRAL_FILE = "costs/marketplace_referral_fees.csv"
 FULFILMENT_FILE = "costs/marketplace_fulfilment_fees.csv"
 TARIFF_MARKETS = ("US",)  # markets whose general duty rates are bundled
-MODES = ("express", "air", "sea")
+ShippingMode = Literal["express", "air", "sea"]
+MODES: tuple[str, ...] = get_args(ShippingMode)
 HALF_POUND_KG = 0.226796
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 

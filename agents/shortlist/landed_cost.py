@@ -7,22 +7,26 @@
                      + fulfilment fee     (per unit, by shipping weight)
     margin per unit  = sale price - landed unit cost;  margin % = margin / sale price x 100
 
-The sale price is the market's median listing price. US duty is assessed on the transaction
-value (the unit price), not on price plus freight. Not included: customs brokerage, the
-merchandise processing and harbour maintenance fees, storage, returns and advertising. Money is
-USD (listings in another currency are refused rather than converted at a guessed rate). Every
-component is cited; a component whose data is missing leaves ``unit_cost`` ``None`` and names the
-gap in ``missing``, except additional duties whose table does not cover the code: the cost is then
-computed without them and ``complete`` is false.
+The sale price is the seller's own when the request gives one (``sale_price``, cited as a request
+record), otherwise the market's median listing price. The shipping mode is the seller's when the
+request names one (``shipping_mode``), otherwise chosen by shipment weight. US duty is assessed
+on the transaction value (the unit price), not on price plus freight. Not included: customs
+brokerage, the merchandise processing and harbour maintenance fees, storage, returns and
+advertising. Money is USD (listings in another currency are refused rather than converted at a
+guessed rate). Every component is cited; a component whose data is missing leaves
+``unit_cost`` ``None`` and names the gap in ``missing``, except additional duties whose table
+does not cover the code: the cost is then computed without them and ``complete`` is false.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from agents.evidence import cite
 from agents.market.trade import (
     HTS_FILE,
+    MODES,
     TradeData,
     fulfilment_fee,
     referral_fee,
@@ -33,6 +37,34 @@ from data.catalog.schema import Listing, Supplier
 # shipment weight (kg) up to which a mode is chosen when the seller names none
 EXPRESS_MAX_KG = 20.0
 AIR_MAX_KG = 500.0
+MAX_SALE_PRICE = 1_000_000.0  # USD; a larger "price" is a typo, not a product
+MARKET_PRICE_BASIS = "market median price"
+SELLER_PRICE_BASIS = "the seller's sale price"
+
+
+def checked_sale_price(value: Any) -> float | None:
+    """The seller's sale price (USD) as a float, or ``None``; ``ValueError`` naming the problem
+    for anything that is not a finite price above 0 and at most ``MAX_SALE_PRICE``."""
+    if value is None:
+        return None
+    try:
+        price = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"sale_price: expected a number, got {value!r}") from None
+    if not math.isfinite(price) or price <= 0 or price > MAX_SALE_PRICE:
+        raise ValueError(f"sale_price: must be above 0 and at most {MAX_SALE_PRICE:,.0f} USD, "
+                         f"got {value!r}")
+    return price
+
+
+def checked_shipping_mode(value: Any) -> str | None:
+    """The seller's shipping mode, or ``None`` (chosen by weight); ``ValueError`` otherwise."""
+    if value is None:
+        return None
+    if value not in MODES:
+        raise ValueError(f"shipping_mode: expected one of {', '.join(MODES)}, "
+                         f"got {value!r}")
+    return str(value)
 
 
 def choose_mode(shipment_kg: float) -> str:
@@ -66,9 +98,16 @@ def landed_cost(trade: TradeData | None, evidence: dict[str, dict[str, Any]], *,
                 listing: Listing, supplier: Supplier, hs_code: str | None,
                 quantity: int | None, product_weight_kg: float | None = None,
                 product_weight_id: str | None = None, sale_price: float | None = None,
-                sale_price_id: str | None = None, mode: str | None = None
+                sale_price_id: str | None = None,
+                sale_price_basis: str = MARKET_PRICE_BASIS, mode: str | None = None,
+                mode_id: str | None = None
                 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """``(landed_cost, margin)`` for one candidate; adds its evidence records in place."""
+    """``(landed_cost, margin)`` for one candidate; adds its evidence records in place.
+
+    ``sale_price_id`` cites the sale price (the market's median, or the seller's price from the
+    request, with ``sale_price_basis`` saying which); ``mode`` is the seller's shipping mode,
+    cited by ``mode_id``, or ``None`` to choose one by shipment weight."""
+    mode = checked_shipping_mode(mode)
     lid = listing.listing_id
     missing: list[str] = []
     cited: list[str] = []
@@ -119,10 +158,11 @@ def landed_cost(trade: TradeData | None, evidence: dict[str, dict[str, Any]], *,
     origin = supplier.country
     shipment = (weight or 0) * (qty or 0)
     chosen = mode or choose_mode(shipment)
-    freight: dict[str, Any] = {"mode": chosen, "rate_per_kg": None, "per_unit": None,
-                               "by_mode": {}}
+    freight: dict[str, Any] = {"mode": chosen,
+                               "mode_basis": "the seller's choice" if mode else "shipment weight",
+                               "rate_per_kg": None, "per_unit": None, "by_mode": {}}
     freight_ids: dict[str, str] = {}
-    for each in ("express", "air", "sea"):
+    for each in MODES:
         row = trade.freight_rate(origin, market, each)
         if row is None or weight is None:
             continue
@@ -142,10 +182,13 @@ def landed_cost(trade: TradeData | None, evidence: dict[str, dict[str, Any]], *,
         missing.append(f"no {chosen} freight rate for {origin or 'unknown origin'} -> {market}")
     if shipment and qty_id and weight_id:
         freight["shipment_kg"] = _r(shipment, 3)
+        rule = ("the mode named by the seller" if mode else
+                f"express up to {EXPRESS_MAX_KG:g} kg, air up to {AIR_MAX_KG:g} kg, sea above")
         freight["mode_evidence"] = ledger.derive(
             "shipment_kg", freight["shipment_kg"], [qty_id, weight_id],
-            f"quantity x weight_kg; mode {chosen}: express up to {EXPRESS_MAX_KG:g} kg, "
-            f"air up to {AIR_MAX_KG:g} kg, sea above")
+            f"quantity x weight_kg; mode {chosen}: {rule}")
+    if mode and mode_id:
+        freight["mode_evidence"] = mode_id
     out["freight"] = freight
 
     # duty
@@ -266,10 +309,10 @@ def landed_cost(trade: TradeData | None, evidence: dict[str, dict[str, Any]], *,
     margin_value = _r(sale_price - unit_cost)
     margin_pct = _r(margin_value / sale_price * 100, 1) if sale_price else None
     margin_id = ledger.derive("margin_per_unit", margin_value, [sale_price_id, cost_id],
-                              "sale price (market median) - landed unit cost")
+                              f"sale price ({sale_price_basis}) - landed unit cost")
     pct_id = ledger.derive("margin_pct", margin_pct, [margin_id, sale_price_id],
                            "margin_per_unit / sale price x 100, 1 decimal")
-    margin = {"sale_price": sale_price, "sale_price_basis": "market median price",
+    margin = {"sale_price": sale_price, "sale_price_basis": sale_price_basis,
               "per_unit": margin_value, "pct": margin_pct, "complete": complete,
               "evidence": [sale_price_id, margin_id, pct_id]}
 

@@ -12,7 +12,7 @@ from agents.compliance.tools import certificate_gaps, gap_summary
 from agents.context import Services
 from agents.evidence import cite
 from agents.shortlist.grounding import ground
-from agents.shortlist.landed_cost import landed_cost
+from agents.shortlist.landed_cost import MARKET_PRICE_BASIS, SELLER_PRICE_BASIS, landed_cost
 from agents.state import State
 from agents.supplier_match.tools import Constraints, unit_price_at
 from data.catalog.schema import Listing, Supplier
@@ -176,10 +176,31 @@ def _cost_claims(rank: int, cost: dict[str, Any], margin: dict[str, Any] | None,
     if margin is not None:
         claims.append({
             "id": f"c{rank}-margin", "about": f"shortlist[{rank - 1}].margin",
-            "text": (f"Margin at the market median price {_fmt(margin['sale_price'])} USD: "
+            "text": (f"Margin at {_PRICE_WORDS.get(margin['sale_price_basis'], 'the price')} "
+                     f"{_fmt(margin['sale_price'])} USD: "
                      f"{_fmt(margin['per_unit'])} USD per unit ({_fmt(margin['pct'])} %)"),
             "evidence": list(margin["evidence"])})
     return claims
+
+
+_PRICE_WORDS = {MARKET_PRICE_BASIS: "the market median price",
+                SELLER_PRICE_BASIS: "the seller's sale price"}
+
+
+def _sale_price(state: State, market: dict[str, Any], evidence: dict[str, dict[str, Any]]
+                ) -> tuple[float | None, str | None, str]:
+    """The sale price the margin is computed at, its evidence id and its basis: the seller's
+    (a request record) when given, else the market's median when the market agent cited one."""
+    given = state.get("sale_price")
+    if given is not None:
+        return (float(given), cite(evidence, "request", "pricing", "sale_price", float(given),
+                                   currency="USD"), SELLER_PRICE_BASIS)
+    band = market.get("price_band") or {}
+    median_id = (f"derived:price_band:{market.get('market')}:"
+                 f"{(market.get('category') or {}).get('category_id')}:median")
+    if market.get("available") and median_id in evidence:
+        return band.get("median"), median_id, MARKET_PRICE_BASIS
+    return None, None, MARKET_PRICE_BASIS
 
 
 def _fmt(value: Any) -> str:
@@ -305,12 +326,10 @@ def shortlist_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
     shortlist, claims = [], []
     size = state.get("top_k") or services.shortlist_size
     product = state.get("product") or {}
-    band = market.get("price_band") or {}
-    sale_price = band.get("median") if market.get("available") else None
-    sale_id = (f"derived:price_band:{market.get('market')}:"
-               f"{(market.get('category') or {}).get('category_id')}:median")
-    if sale_id not in evidence:
-        sale_price = None
+    sale_price, sale_id, sale_basis = _sale_price(state, market, evidence)
+    mode = state.get("shipping_mode")
+    mode_id = (cite(evidence, "request", "pricing", "shipping_mode", mode)
+               if mode is not None else None)
     top_hs = (product.get("hs_candidates") or [{}])[0]
     for rank, (total, candidate, listing, supplier, scores, gaps) in enumerate(scored[:size], 1):
         candidate_claims = _candidate_claims(rank, listing, supplier, candidate, evidence)
@@ -320,7 +339,8 @@ def shortlist_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
         cost, margin = landed_cost(
             services.trade, evidence, market=state.get("market") or "", listing=listing,
             supplier=supplier, hs_code=hs_code, quantity=constraints.quantity,
-            sale_price=sale_price, sale_price_id=sale_id if sale_price is not None else None)
+            sale_price=sale_price, sale_price_id=sale_id, sale_price_basis=sale_basis,
+            mode=mode, mode_id=mode_id)
         cost["hs_code"] = hs_code
         cost["hs_code_basis"] = ("product classification" if top_hs.get("code")
                                  else "the listing's declared code")
@@ -362,7 +382,9 @@ def shortlist_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
     result = {
         "request": {"market": state.get("market"), "image": state.get("image_name"),
                     "image_sha256": product.get("image_sha256"),
-                    "constraints": state.get("constraints") or {}},
+                    "constraints": state.get("constraints") or {},
+                    **{key: state[key] for key in ("sale_price", "shipping_mode")
+                       if state.get(key) is not None}},
         "product": {key: value for key, value in product.items()
                     if key not in {"image_sha256"}},
         "shortlist": shortlist,

@@ -13,6 +13,8 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.sse import EventSourceResponse
 
 from agents.compliance.rules import UnknownMarketError
+from agents.market.trade import ShippingMode
+from agents.shortlist.landed_cost import AIR_MAX_KG, EXPRESS_MAX_KG, MAX_SALE_PRICE
 from agents.supplier_match.tools import Constraints
 from api.deps import CallerDep, ServicesDep, StateDep
 from api.jobs import RunRequest
@@ -88,6 +90,14 @@ async def create_run(
     title: Annotated[str | None, Form(max_length=1000)] = None,
     description: Annotated[str | None, Form(max_length=5000)] = None,
     top_k: Annotated[int | None, Form(ge=1, le=50)] = None,
+    sale_price: Annotated[float | None, Form(
+        gt=0, le=MAX_SALE_PRICE, allow_inf_nan=False,
+        description="Your sale price in USD: the margin is computed at it instead of the "
+                    "market's median price", examples=[24.99])] = None,
+    shipping_mode: Annotated[ShippingMode | None, Form(
+        description="Shipping mode for the landed cost; without it the mode is chosen by "
+                    f"shipment weight (express up to {EXPRESS_MAX_KG:g} kg, air up to "
+                    f"{AIR_MAX_KG:g} kg, sea above)")] = None,
     mode: Annotated[Literal["sync", "async"], Query(
         description="sync: answer with the result; async: answer 202 with the run id")] = "sync",
 ) -> Response:
@@ -110,11 +120,12 @@ async def create_run(
     request = {"market": market_code, "market_requested": market, "image_name": name,
                "image_sha256": photo.sha256, "image_format": photo.format, "image_size": list(photo.size),
                "constraints": parsed_constraints, "weights": parsed_weights, "title": title,
-               "top_k": top_k}
+               "top_k": top_k, "sale_price": sale_price, "shipping_mode": shipping_mode}
     run_id = await to_thread.run_sync(state.store.create, request, caller.key_id)
     future = state.queue.submit(run_id, services, state.graph, photo.data, RunRequest(
         market=market_code, image_name=name, constraints=parsed_constraints,
-        weights=parsed_weights, title=title, description=description, top_k=top_k))
+        weights=parsed_weights, title=title, description=description, top_k=top_k,
+        sale_price=sale_price, shipping_mode=shipping_mode))
     headers = {"Location": f"/v1/runs/{run_id}", "X-Run-Id": run_id}
     if mode == "async":
         body = RunAccepted(id=run_id, links=links(run_id))

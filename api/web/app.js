@@ -174,18 +174,22 @@ function gapsList(compliance) {
 }
 
 function costBlock(item) {
-  const lc = item.landed_cost, mg = item.margin;
+  const lc = item.landed_cost || {}, mg = item.margin;
   const parts = [];
-  if (lc && typeof lc === "object") {
-    const total = lc.per_unit ?? lc.total ?? lc.landed_cost ?? lc.value;
-    parts.push(["Landed cost", money(total, lc.currency) || JSON.stringify(lc)]);
-  } else if (typeof lc === "number") parts.push(["Landed cost", num(lc)]);
-  if (mg && typeof mg === "object") {
-    const pct = mg.percent ?? mg.margin_pct ?? mg.rate;
-    const abs = mg.per_unit ?? mg.value ?? mg.amount;
-    parts.push(["Margin", [money(abs, mg.currency), typeof pct === "number" ? `${num(pct * (pct <= 1 ? 100 : 1), 0)} %` : null].filter(Boolean).join(", ") || JSON.stringify(mg)]);
-  } else if (typeof mg === "number") parts.push(["Margin", num(mg)]);
-  if (!parts.length) parts.push(["Landed cost", el("span", { class: "muted", text: "not computed" })]);
+  if (num(lc.unit_cost) !== null) {
+    const mode = lc.freight && lc.freight.mode;
+    parts.push(["Landed cost", `${money(lc.unit_cost, lc.currency)} a unit`
+      + (has(lc.quantity) ? ` at ${lc.quantity} pieces` : "") + (mode ? `, by ${mode}` : "")
+      + (lc.complete === false ? " (without additional duties)" : "")]);
+  } else {
+    const missing = Array.isArray(lc.missing) ? lc.missing.join("; ") : "";
+    parts.push(["Landed cost", el("span", { class: "muted", text: missing ? `unknown: ${missing}` : "not computed" })]);
+  }
+  if (mg && num(mg.per_unit) !== null) {
+    parts.push(["Margin", `${money(mg.per_unit, "USD")} a unit`
+      + (num(mg.pct, 1) !== null ? ` (${num(mg.pct, 1)} %)` : "")
+      + (num(mg.sale_price) !== null ? ` at ${mg.sale_price_basis || "the sale price"} ${money(mg.sale_price, "USD")}` : "")]);
+  }
   return parts;
 }
 
@@ -310,6 +314,9 @@ async function submit(event) {
     form.append("image", file, file.name || "photo.jpg");
     form.append("market", $("market").value);
     form.append("constraints", JSON.stringify(constraints()));
+    for (const name of ["sale_price", "shipping_mode"]) {
+      if ($(name).value) form.append(name, $(name).value);
+    }
     const accepted = await apiJson("/v1/runs?mode=async", { method: "POST", body: form });
     const final = await followEvents(accepted.id);
     const run = await apiJson(`/v1/runs/${accepted.id}`);
