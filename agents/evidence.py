@@ -28,3 +28,9 @@ def cite(
     evidence[eid] = {"source": source, "record_id": record_id, "field": field, "value": value,
                      **extra}
     return eid
+
+
+def cite_sale_price(evidence: dict[str, dict[str, Any]], price: float) -> str:
+    """The seller's own sale price (USD), given with the request, as an evidence record; the
+    market and shortlist agents both cite it, with the same id and content."""
+    return cite(evidence, "request", "pricing", "sale_price", float(price), currency="USD")

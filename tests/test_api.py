@@ -159,6 +159,14 @@ def test_a_run_at_the_sellers_price_and_shipping_mode(client):
         assert evidence[margin["evidence"][0]]["value"] == 30.0
     claim = next(c for c in result["claims"] if c["id"] == "c1-margin")
     assert claim["text"].startswith("Margin at the seller's sale price 30.0 USD")
+    # the market agent places the price among the category's listing prices, cited
+    position = result["market"]["sale_price_position"]
+    prices = [evidence[eid]["value"] for eid in evidence[position["evidence"][1]]["inputs"][1:]]
+    assert position["n"] == len(prices) == result["market"]["price_band"]["n"]
+    assert position["listings_cheaper"] == sum(price < 30.0 for price in prices)
+    claim = next(c for c in result["claims"] if c["id"] == "m-sale-price")
+    assert claim["text"].startswith(f"The seller's sale price 30.0 USD is above "
+                                    f"{position['listings_cheaper']} of the {position['n']} ")
     stored = client.get(response.headers["location"]).json()["request"]
     assert (stored["sale_price"], stored["shipping_mode"]) == (30.0, "sea")
 

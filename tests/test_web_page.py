@@ -90,3 +90,4 @@ def test_the_sellers_price_and_shipping_mode_reach_the_card(browser, base_url):
     text = card.inner_text()
     assert "by sea" in text and "at the seller's sale price 30.00 USD" in text, text
     assert "{" not in text  # figures, not a JSON dump of the cost breakdown
+    assert "Your sale price" in page.locator("#market-view").inner_text()

@@ -1,7 +1,8 @@
 """Market: the marketplace category the product sells in, and its price band, demand and
 competition, every number cited to the listings it was computed from.
 
-Reads ``state['product']`` and ``state['market']``; writes ``market_analysis`` and evidence. A
+Reads ``state['product']`` and ``state['market']`` (and the seller's ``sale_price``, when given,
+to place it among the category's listing prices); writes ``market_analysis`` and evidence. A
 market without bundled marketplace data gets ``available: False`` and a warning, never a guess.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from agents.context import Services
-from agents.evidence import cite
+from agents.evidence import cite, cite_sale_price
 from agents.market.tools import (
     BOUGHT_BUCKETS,
     PERCENTILE_METHOD,
@@ -211,6 +212,22 @@ def analyse(data: AmazonMarketData, market: str, product: dict[str, Any], text_e
     return analysis, evidence, warnings
 
 
+def price_position(evidence: dict[str, dict[str, Any]], market: str, category_id: int,
+                   rows: list[AmazonListing], sale_price: float) -> dict[str, Any]:
+    """Where the seller's own sale price sits among the category's listing prices: how many of
+    the listings with a price are cheaper, cited to those prices and the request."""
+    priced = [row for row in rows if row.price is not None]
+    cheaper = sum(row.price < sale_price for row in priced)
+    price_id = cite_sale_price(evidence, sale_price)
+    cheaper_id = cite(evidence, "derived", f"price_position:{market}:{category_id}",
+                      "listings_cheaper", cheaper,
+                      inputs=[price_id, *(f"{LISTINGS_SOURCE}:{row.asin}:price" for row in priced)],
+                      method="count of the category's listings priced below the seller's sale "
+                             "price")
+    return {"sale_price": float(sale_price), "listings_cheaper": cheaper, "n": len(priced),
+            "evidence": [price_id, cheaper_id, f"derived:price_band:{market}:{category_id}:n"]}
+
+
 def market_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
     services = runtime.context
     market = (state.get("market") or "").strip().upper()
@@ -221,6 +238,11 @@ def market_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
                 "warnings": [f"market: {reason}; price band, demand and competition are unknown"]}
     analysis, evidence, warnings = analyse(data, market, state.get("product") or {},
                                            services.text_embedder)
+    sale_price = state.get("sale_price")
+    if sale_price is not None and analysis.get("available") and analysis["price_band"]["n"]:
+        cid = analysis["category"]["category_id"]
+        analysis["sale_price_position"] = price_position(evidence, market, cid,
+                                                         data.listings_of(cid), sale_price)
     update: dict[str, Any] = {"market_analysis": analysis, "evidence": evidence}
     if warnings:
         update["warnings"] = warnings

@@ -10,7 +10,7 @@ from langgraph.runtime import Runtime
 
 from agents.compliance.tools import certificate_gaps, gap_summary
 from agents.context import Services
-from agents.evidence import cite
+from agents.evidence import cite, cite_sale_price
 from agents.shortlist.grounding import ground
 from agents.shortlist.landed_cost import MARKET_PRICE_BASIS, SELLER_PRICE_BASIS, landed_cost
 from agents.state import State
@@ -193,8 +193,7 @@ def _sale_price(state: State, market: dict[str, Any], evidence: dict[str, dict[s
     (a request record) when given, else the market's median when the market agent cited one."""
     given = state.get("sale_price")
     if given is not None:
-        return (float(given), cite(evidence, "request", "pricing", "sale_price", float(given),
-                                   currency="USD"), SELLER_PRICE_BASIS)
+        return float(given), cite_sale_price(evidence, given), SELLER_PRICE_BASIS
     band = market.get("price_band") or {}
     median_id = (f"derived:price_band:{market.get('market')}:"
                  f"{(market.get('category') or {}).get('category_id')}:median")
@@ -277,7 +276,16 @@ def _market_claims(market: dict[str, Any]) -> list[dict[str, Any]]:
     text = (f"{market['market']} marketplace category '{category.get('name')}': median price "
             f"{_fmt(band['median'])} {band.get('currency', '')}, quartiles {_fmt(band['p25'])} to "
             f"{_fmt(band['p75'])}, over {_fmt(band['n'])} listings")
-    return [{"id": "m-price-band", "about": "market", "text": text, "evidence": cited}]
+    claims = [{"id": "m-price-band", "about": "market", "text": text, "evidence": cited}]
+    position = market.get("sale_price_position")
+    if position:
+        claims.append({
+            "id": "m-sale-price", "about": "market.sale_price_position",
+            "text": (f"The seller's sale price {_fmt(position['sale_price'])} USD is above "
+                     f"{_fmt(position['listings_cheaper'])} of the {_fmt(position['n'])} listing "
+                     f"prices in '{category.get('name')}'"),
+            "evidence": list(position["evidence"])})
+    return claims
 
 
 def _compliance_claims(compliance: dict[str, Any]) -> list[dict[str, Any]]:

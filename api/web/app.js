@@ -259,6 +259,7 @@ function renderMarket(market, shortlist) {
     facts([["Category", has(cat.name) ? `${cat.name}${num(cat.score) ? ` (match ${num(cat.score)})` : ""}` : null],
       ["Median price", money(band.median, band.currency)],
       ["Listings sampled", has(band.n) ? String(band.n) : null],
+      ["Your sale price", market.sale_price_position ? `${money(market.sale_price_position.sale_price, "USD")}: above ${market.sale_price_position.listings_cheaper} of ${market.sale_price_position.n} listing prices` : null],
       ["Bought last month (median)", has(demand.bought_in_last_month_median) ? String(demand.bought_in_last_month_median) : null],
       ["Source", market.source]]),
     priceChart(band, shortlist));
