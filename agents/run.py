@@ -47,23 +47,16 @@ class SourcingRunner:
         self.warm_reranker()
 
     def warm_reranker(self) -> WarmReport | None:
-        """Cache the local features of the catalog's photos in the re-ranker (see
+        """Cache the local features of the catalog's photos in the re-ranker, or attach them
+        from the features file when the catalog has more photos than its cache holds (see
         ``retrieval.feature_store``); skipped without a re-ranker that takes preloaded
-        features, or when the catalog has more photos than its cache holds."""
-        from retrieval.feature_store import file_stamp, warm_reranker
+        features."""
+        from retrieval.feature_store import warm_catalog
 
-        services = self.services
-        reranker = services.reranker
+        reranker = self.services.reranker
         if reranker is None or not hasattr(reranker, "preload"):
             return None
-        catalog = services.catalog
-        photos = sorted({image for listing in catalog.listings.values()
-                         for image in listing.images})
-        if not photos or len(photos) > getattr(reranker, "cache_size", len(photos)):
-            return None
-        return warm_reranker(reranker, photos, services.load_catalog_image,
-                             lambda photo: file_stamp(catalog.image_path(photo)),
-                             store=services.feature_store)
+        return warm_catalog(reranker, self.services.catalog, self.services.feature_store)
 
     def run(self, image_bytes: bytes, market: str, *, image_name: str = "image",
             constraints: dict[str, Any] | None = None, weights: dict[str, float] | None = None,

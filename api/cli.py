@@ -120,9 +120,11 @@ def index_build(
     embedder: str | None = typer.Option(None, help="descriptor or clip"),
     backend: str | None = typer.Option(None, help="faiss (default) or qdrant"),
     index_type: str | None = typer.Option(None, help="FAISS index: auto, flat, hnsw or ivf"),
+    features: bool = typer.Option(True, help="Also describe every photo for the re-ranker "
+                                             "(about 25 ms a photo, once), ahead of start-up"),
 ) -> None:
     """Validate a catalog and build its image index (an existing index is replaced only when
-    the new one is complete)."""
+    the new one is complete), then the re-ranker's photo features beside it."""
     from api.services import build_catalog_index, make_image_embedder
     from retrieval.images import ImageDecodeError
 
@@ -138,6 +140,24 @@ def index_build(
               f"{len(loaded.suppliers)} suppliers with {image_embedder.name} "
               f"({settings.index_backend}, {getattr(index, 'index_type', 'collection')}) -> "
               f"{settings.index_dir}")
+    if features:
+        _describe_for_reranker(settings, loaded)
+
+
+def _describe_for_reranker(settings, loaded) -> None:
+    """The re-ranker's features of every catalog photo written to the features file beside the
+    index (only photos new or changed since), so that the first start-up does not compute them."""
+    if not settings.rerank:
+        return
+    from api.services import feature_store_path
+    from retrieval.feature_store import warm_catalog
+    from retrieval.rerank import LocalFeatureReranker
+
+    store = feature_store_path(settings)
+    report = warm_catalog(LocalFeatureReranker(cache_size=0), loaded, store, progress=True)
+    if report is not None:
+        out.print(f"re-ranker features: {report.loaded} kept, {report.computed} computed -> "
+                  f"{store}")
 
 
 @index_app.command("update")
@@ -145,9 +165,12 @@ def index_update(
     catalog: Path = typer.Option(None, help="Catalog folder. Default: the demo catalog."),
     out_dir: Path = typer.Option(None, "--out", help="Index folder. Default: "
                                                      "SOURCING_INDEX_DIR."),
+    features: bool = typer.Option(True, help="Also describe new or changed photos for the "
+                                             "re-ranker, ahead of start-up"),
 ) -> None:
     """Bring an index up to date with its catalog: embed only added or changed listings,
-    delete removed ones, rewrite payloads of changed suppliers; no full rebuild."""
+    delete removed ones, rewrite payloads of changed suppliers; no full rebuild. Then the
+    re-ranker's features of new or changed photos."""
     from api.services import make_image_embedder
     from retrieval.build import embedder_version, update_index
     from retrieval.images import ImageDecodeError
@@ -171,6 +194,8 @@ def index_update(
               f"{len(report.updated)} updated, "
               f"{len(report.deleted)} deleted, {report.unchanged} unchanged "
               f"({report.photos_embedded} photos embedded)")
+    if features:
+        _describe_for_reranker(settings, loaded)
 
 
 @app.command()

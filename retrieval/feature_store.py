@@ -14,12 +14,23 @@ are bit-identical to freshly computed ones. Each photo is keyed by its path and 
 file (size and modification time); the file as a whole by the features' recipe (re-ranker name,
 image side, keypoints per photo, thumbnail side), so a changed recipe recomputes everything.
 About 9 kB a photo on the demo catalog (1,625 photos: 15 MB).
+
+**Catalogs larger than the re-ranker's cache.** The re-ranker keeps ``CACHE_SIZE`` photos' features
+in memory (RootSIFT as ``float32``, about four times the stored size). A catalog with more photos
+is still described once into the file; the file is then opened with its arrays memory-mapped
+(:class:`StoredFeatures`, pages read on demand) and attached to the re-ranker, which reads a
+photo's features from it when its cache lacks them instead of computing them (about 25 ms a
+photo; a re-ranking looks at hundreds). The features in the file are the ones computed, so the
+answers do not change.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import struct
 import tempfile
+import zipfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
 from retrieval.rerank import (
     FEW_KEYPOINTS,
@@ -43,6 +55,8 @@ from retrieval.rerank import (
 
 # keypoint coordinates (n, 2) float32, SIFT (n, 128) uint8, thumbnail (THUMB_SIDE,) * 2 uint8
 Raw = tuple[np.ndarray, np.ndarray, np.ndarray]
+_MAPPED = ("points", "descriptors", "thumbnails")  # the arrays that grow with the catalog
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,24 +81,87 @@ def file_stamp(path: Path) -> str:
     return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
+def _memory_mapped(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Arrays of an uncompressed ``.npz`` (what ``np.savez`` writes: each member stored as is)
+    mapped from the file rather than read: each member's data starts after its zip local header
+    and its ``.npy`` header."""
+    arrays = {}
+    with zipfile.ZipFile(path) as archive, open(path, "rb") as handle:
+        for name in names:
+            info = archive.getinfo(f"{name}.npy")
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise ValueError(f"{path}: member {name} is compressed")
+            handle.seek(info.header_offset)
+            local = handle.read(30)
+            if local[:4] != b"PK\x03\x04":
+                raise ValueError(f"{path}: member {name} has no local header")
+            name_length, extra_length = struct.unpack("<HH", local[26:30])
+            handle.seek(info.header_offset + 30 + name_length + extra_length)
+            version = np.lib.format.read_magic(handle)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(handle)
+            if 0 in shape:  # nothing to map
+                arrays[name] = np.zeros(shape, dtype)
+                continue
+            arrays[name] = np.memmap(path, dtype=dtype, mode="r", offset=handle.tell(),
+                                     shape=shape, order="F" if fortran else "C")
+    return arrays
+
+
+class StoredFeatures:
+    """A features file opened read-only, its descriptors, keypoints and thumbnails memory-mapped:
+    a photo's features are read from the file when asked for, so the catalog's features need fit
+    neither the re-ranker's cache nor memory. ``ValueError`` when the file was made with another
+    recipe or cannot be mapped (``OSError`` when it cannot be read)."""
+
+    def __init__(self, path: str | Path, expected_recipe: str) -> None:
+        self.path = Path(path)
+        try:
+            with np.load(self.path, allow_pickle=False) as data:
+                if str(data["recipe"]) != expected_recipe:
+                    raise ValueError(f"{self.path} holds features of another recipe")
+                paths, stamps = data["paths"].tolist(), data["stamps"].tolist()
+                counts = data["counts"].astype(np.int64)
+        except KeyError as exc:
+            raise ValueError(f"{self.path} is not a features file: {exc}") from None
+        mapped = _memory_mapped(self.path, _MAPPED)
+        self._points, self._descriptors = mapped["points"], mapped["descriptors"]
+        self._thumbnails = mapped["thumbnails"]
+        ends = np.cumsum(counts)
+        self._where = {name: (i, start, end, stamp) for i, (name, stamp, start, end) in
+                       enumerate(zip(paths, stamps, (ends - counts).tolist(), ends.tolist()))}
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def __contains__(self, photo: str) -> bool:
+        return photo in self._where
+
+    def entries(self) -> dict[str, tuple[str, Raw]]:
+        """Photo -> (stamp, raw features), the arrays views of the mapped file."""
+        return {photo: (stamp, self._raw(i, start, end))
+                for photo, (i, start, end, stamp) in self._where.items()}
+
+    def _raw(self, i: int, start: int, end: int) -> Raw:
+        return self._points[start:end], self._descriptors[start:end], self._thumbnails[i]
+
+    def features(self, photo: str) -> LocalFeatures | None:
+        """The re-ranker's features of a catalog photo, or ``None`` when the file lacks it."""
+        where = self._where.get(photo)
+        if where is None:
+            return None
+        i, start, end, _ = where
+        return as_local_features(self._raw(i, start, end))
+
+
 def read_features(path: Path, expected_recipe: str) -> dict[str, tuple[str, Raw]]:
-    """Photo path -> (stamp, raw features) from a features file; empty when the file is missing,
-    unreadable or made with another recipe."""
+    """Photo path -> (stamp, raw features) from a features file (the arrays memory-mapped);
+    empty when the file is missing, unreadable or made with another recipe."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if str(data["recipe"]) != expected_recipe:
-                return {}
-            paths, stamps = data["paths"].tolist(), data["stamps"].tolist()
-            counts = data["counts"].astype(np.int64)
-            points, descriptors = data["points"], data["descriptors"]
-            thumbnails = data["thumbnails"]
-    except (OSError, KeyError, ValueError):
+        return StoredFeatures(path, expected_recipe).entries()
+    except (OSError, ValueError, zipfile.BadZipFile):
         return {}
-    ends = np.cumsum(counts)
-    starts = ends - counts
-    return {name: (stamp, (points[a:b], descriptors[a:b], thumbnails[i]))
-            for i, (name, stamp, a, b) in enumerate(zip(paths, stamps, starts.tolist(),
-                                                        ends.tolist()))}
 
 
 def write_features(path: Path, expected_recipe: str,
@@ -135,13 +212,15 @@ def as_local_features(raw: Raw) -> LocalFeatures:
 
 def warm_reranker(reranker, photos: Sequence[str], image_loader: Callable[[str], Image.Image],
                   stamp_of: Callable[[str], str], store: str | Path | None = None,
-                  workers: int | None = None) -> WarmReport:
+                  workers: int | None = None, progress: bool = False) -> WarmReport:
     """Fill ``reranker``'s feature cache with ``photos`` (catalog-relative paths).
 
     Photos found in the ``store`` file with the same ``stamp_of(photo)`` are loaded; the others
     are computed by ``workers`` threads (OpenCV releases the GIL; default: CPU count, at most 8)
     and the file rewritten with every photo's features. Without ``store`` everything is computed
-    and nothing is written.
+    and nothing is written. With more photos than the re-ranker's ``cache_size``, the cache is
+    not filled (it would keep only the last ones); the file, memory-mapped, is attached to the
+    re-ranker instead (``attach``), which reads what its cache lacks from it.
     """
     photos = list(dict.fromkeys(photos))
     wanted = recipe(reranker.name)
@@ -158,16 +237,50 @@ def warm_reranker(reranker, photos: Sequence[str], image_loader: Callable[[str],
             todo.append(photo)
     loaded = len(entries)
     if todo:
+        if len(todo) > 1000:
+            log.info("computing the local features of %d catalog photos (about 25 ms each, once: "
+                     "kept in %s)", len(todo), path)
         workers = workers or min(8, os.cpu_count() or 1)
-        if workers <= 1:
-            computed = [compute_raw(photo, image_loader) for photo in todo]
-        else:
-            with ThreadPoolExecutor(workers) as pool:
-                computed = list(pool.map(lambda photo: compute_raw(photo, image_loader), todo))
+        bar = tqdm(total=len(todo), desc="describing photos for the re-ranker", unit="img",
+                   disable=not progress)
+
+        def one(photo: str) -> Raw:
+            raw = compute_raw(photo, image_loader)
+            bar.update()
+            return raw
+
+        with bar:
+            if workers <= 1:
+                computed = [one(photo) for photo in todo]
+            else:
+                with ThreadPoolExecutor(workers) as pool:
+                    computed = list(pool.map(one, todo))
         entries.update({photo: (stamps[photo], raw) for photo, raw in zip(todo, computed)})
-    reranker.preload((photo, as_local_features(entries[photo][1])) for photo in photos)
+    fits = len(photos) <= getattr(reranker, "cache_size", len(photos))
+    if fits or path is None:
+        reranker.preload((photo, as_local_features(entries[photo][1])) for photo in photos)
     written = False
     if path is not None and (todo or set(known) != set(entries)):
         write_features(path, wanted, entries)
         written = True
+    del entries, known  # views of the former file; the re-ranker reads the new one
+    if not fits and path is not None:
+        reranker.attach(StoredFeatures(path, wanted).features)
     return WarmReport(loaded=loaded, computed=len(todo), written=written)
+
+
+def warm_catalog(reranker, catalog, store: str | Path | None, progress: bool = False
+                 ) -> WarmReport | None:
+    """:func:`warm_reranker` with every photo of a catalog (``data.catalog`` ``Catalog``), each
+    stamped by its file; ``None`` for a catalog without photos, and for one with more photos than
+    the re-ranker's cache when there is no ``store`` (a cache filled past its size would keep
+    only the last photos)."""
+    from retrieval.images import load_image
+
+    photos = sorted({image for listing in catalog.listings.values() for image in listing.images})
+    larger = len(photos) > getattr(reranker, "cache_size", len(photos))
+    if not photos or (larger and (store is None or not hasattr(reranker, "attach"))):
+        return None
+    return warm_reranker(reranker, photos, lambda photo: load_image(catalog.image_path(photo)),
+                         lambda photo: file_stamp(catalog.image_path(photo)), store=store,
+                         progress=progress)

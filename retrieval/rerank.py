@@ -563,6 +563,8 @@ class LocalFeatureReranker:
         self._cache = _Lru(cache_size)  # path -> LocalFeatures
         self._views = _Lru(VIEW_CACHE_SIZE)  # path -> PhotoView, None when unreadable
         self._recent = _Lru(RECENT_QUERIES)  # query photo key -> _QueryMemo
+        # catalog features beyond the cache, read before computing (``attach``)
+        self._backing: Callable[[str], LocalFeatures | None] | None = None
 
     def _memo_of(self, query_grey: np.ndarray) -> _QueryMemo:
         """The memo of a query photo, keyed by its grey pixels (``_grey``, which its features
@@ -625,9 +627,18 @@ class LocalFeatureReranker:
         cached = self._cache.get(path)
         if cached is not None:
             return cached
-        features = self._compute(path, image_loader)  # outside the lock: 25 ms, threads share it
+        backing = self._backing
+        features = backing(path) if backing is not None else None
+        if features is None:  # outside the lock: 25 ms, threads share it
+            features = self._compute(path, image_loader)
         self._store(path, features)
         return features
+
+    def attach(self, backing: Callable[[str], LocalFeatures | None] | None) -> None:
+        """Read a catalog photo's features from ``backing`` (``path -> features or None``;
+        ``retrieval.feature_store.StoredFeatures.features``) when the cache lacks them, before
+        computing them: a catalog larger than the cache keeps its features on disk."""
+        self._backing = backing
 
     def same_picture(self, first: str, second: str,
                      image_loader: Callable[[str], Image.Image]) -> bool:

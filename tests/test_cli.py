@@ -11,6 +11,8 @@ from PIL import Image, ImageDraw
 from typer.testing import CliRunner
 
 from api.cli import app
+from retrieval.feature_store import StoredFeatures, recipe
+from retrieval.rerank import LocalFeatureReranker
 from tests.conftest import REPO
 
 cli = CliRunner()
@@ -42,6 +44,9 @@ def test_index_build_then_a_bad_row_fails_and_keeps_the_index(tmp_path):
     first = cli.invoke(app, ["index", "build", "--catalog", str(catalog), "--out", str(index)])
     assert first.exit_code == 0, first.output
     assert "indexed 3 photos" in first.output
+    assert "re-ranker features: 0 kept, 3 computed" in first.output
+    store = tmp_path / "index.rerank-features.npz"  # beside the index, kept across rebuilds
+    assert len(StoredFeatures(store, recipe(LocalFeatureReranker.name))) == 3
     before = {p.name: p.read_bytes() for p in index.iterdir()}
 
     _write_catalog(catalog, bad_price=True)

@@ -1,18 +1,28 @@
 """The re-ranker's catalog features kept on disk: loaded features equal computed ones, only
-changed photos are recomputed, and start-up warming fills the re-ranker's cache."""
+changed photos are recomputed, start-up warming fills the re-ranker's cache, and a catalog larger
+than the cache reads its features from the memory-mapped file instead of computing them."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 
 import numpy as np
+import pytest
 from PIL import Image, ImageDraw
 
 from agents.context import Services
 from agents.run import SourcingRunner
 from data.catalog.importer import load_catalog
-from retrieval.feature_store import file_stamp, recipe, warm_reranker, write_features
+from retrieval.feature_store import (
+    StoredFeatures,
+    file_stamp,
+    read_features,
+    recipe,
+    warm_reranker,
+    write_features,
+)
 from retrieval.images import load_image
 from retrieval.rerank import LocalFeatureReranker, local_features
 
@@ -106,10 +116,60 @@ def test_runner_warms_the_reranker_with_every_catalog_photo(tmp_path):
     assert report.computed == 3
     assert all(reranker.cached(f"images/{name}") is not None for name in names)
     assert services.feature_store.exists()
-    # a cache smaller than the catalog is not warmed (it would only keep the last photos)
+    # a cache smaller than the catalog, without a features file, is not warmed (it would only
+    # keep the last photos)
     small = Services(catalog=catalog, image_embedder=None, index=None, text_embedder=None,
                      rulebook=None, reranker=LocalFeatureReranker(cache_size=2))
     assert SourcingRunner(small, graph=object()).warm_reranker() is None
+    # with a features file it is: the re-ranker reads what its cache lacks from the file
+    stored = dataclasses.replace(small, reranker=LocalFeatureReranker(cache_size=2),
+                                 feature_store=tmp_path / "small.rerank-features.npz")
+    report = SourcingRunner(stored, graph=object()).warm_reranker()
+    assert report.computed == 3 and stored.feature_store.exists()
+    assert stored.reranker._features_of(f"images/{names[0]}", None).points.size
+
+
+def test_a_catalog_larger_than_the_cache_reads_its_features_from_the_file(tmp_path):
+    folder = tmp_path / "img"
+    names = _photos(folder, 5)
+    store = tmp_path / "features.npz"
+    reranker, report = _warm(folder, names, store, LocalFeatureReranker(cache_size=2))
+    assert (report.computed, report.written) == (5, True)
+    assert all(reranker.cached(name) is None for name in names)  # not filled, attached
+
+    def unreadable(name):
+        raise AssertionError(f"{name} was computed instead of read from the file")
+
+    for name in names:  # each read from the file (the cache holds 2 of the 5 at a time)
+        stored = reranker._features_of(name, unreadable)
+        fresh = local_features(load_image(folder / name))
+        assert np.array_equal(stored.points, fresh.points)
+        assert np.array_equal(stored.descriptors, fresh.descriptors)
+        assert np.array_equal(stored.thumbnail, fresh.thumbnail)
+    # a photo the file does not hold is still computed
+    _photo(folder / "new.png", seed=7)
+    assert reranker._features_of("new.png", lambda n: load_image(folder / n)).points.size
+    # the next start loads the file and computes nothing
+    _, again = _warm(folder, names, store, LocalFeatureReranker(cache_size=2))
+    assert (again.loaded, again.computed, again.written) == (5, 0, False)
+
+
+def test_stored_features_are_memory_mapped_and_checked(tmp_path):
+    folder = tmp_path / "img"
+    names = _photos(folder, 3)
+    store = tmp_path / "features.npz"
+    _warm(folder, names, store)
+    stored = StoredFeatures(store, recipe(LocalFeatureReranker.name))
+    assert len(stored) == 3 and names[0] in stored and stored.features("other.png") is None
+    assert all(isinstance(array, np.memmap) for array in
+               (stored._points, stored._descriptors, stored._thumbnails))
+    with pytest.raises(ValueError, match="another recipe"):
+        StoredFeatures(store, recipe("another-reranker"))
+    (tmp_path / "other.npz").write_bytes(b"not a zip")
+    assert read_features(tmp_path / "other.npz", recipe(LocalFeatureReranker.name)) == {}
+    empty = tmp_path / "empty.npz"
+    write_features(empty, recipe(LocalFeatureReranker.name), {})
+    assert len(StoredFeatures(empty, recipe(LocalFeatureReranker.name))) == 0
 
 
 def test_features_computed_in_threads_equal_serial_ones(tmp_path):
