@@ -632,6 +632,14 @@ def print_result(result: dict[str, Any]) -> None:
                       (f"{len(missing)} gap(s), worst {worst}" if missing and worst
                        else f"{len(missing)} gap(s)" if missing else "covered"))
     out.print(table)
+    excluded = result.get("excluded") or []
+    if excluded:
+        from rich.markup import escape
+
+        out.print(f"[bold]excluded[/] by the constraints: {len(excluded)} candidate(s), e.g. "
+                  + escape("; ".join(f"{item['supplier_id']} ({item['listing_id']}): "
+                                     f"{', '.join(item['reasons'])}" for item in excluded[:3])),
+                  highlight=False)
     market = result["market"]
     if market.get("available"):
         band, category = market["price_band"], market["category"]

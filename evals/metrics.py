@@ -8,7 +8,8 @@ agent's own code:
 ``constraint_satisfaction``, needs ``constraints`` on the case: share of shortlist candidates
     that meet every constraint, checked against the candidate's own fields (``max_moq`` vs
     ``moq``; ``max_unit_price`` vs the unit price at the quantity, else the minimum price;
-    ``supplier_kind``; ``capabilities``; ``min_on_time_rate``). An unknown value fails.
+    ``supplier_kind``; ``capabilities``; ``min_on_time_rate``; ``min_margin_pct`` vs the
+    candidate's ``margin.pct``). An unknown value fails.
 ``excluded_supplier_rate``, needs ``excluded_supplier_ids``: 1 if none of those suppliers is in
     the shortlist (a constraint case: the visually best supplier fails the constraint).
 ``groundedness`` (every case with claims): supported claims / all claims, the model's included.
@@ -61,6 +62,8 @@ def _meets(candidate: dict[str, Any], constraints: dict[str, Any]) -> bool:
         <= set(supplier.get("capabilities") or []),
         "min_on_time_rate": lambda rate: supplier.get("on_time_rate") is not None
         and supplier["on_time_rate"] >= rate,
+        "min_margin_pct": lambda floor: (candidate.get("margin") or {}).get("pct") is not None
+        and candidate["margin"]["pct"] >= floor,
     }
     return all(check(constraints[key]) for key, check in checks.items()
                if constraints.get(key) not in (None, "", []))

@@ -102,3 +102,36 @@ def test_a_bad_price_or_shipping_mode_is_refused_before_the_graph_starts(demo_se
         runner.run(b"photo", "US", shipping_mode="rail")
     with pytest.raises(ValueError, match="sale_price: must be above 0"):
         runner.run(b"photo", "US", sale_price=0)
+
+
+def test_min_margin_keeps_only_candidates_that_make_it_and_says_why_others_went(runner,
+                                                                                demo_cases):
+    case = demo_cases[0]
+    free = runner.run_file(case.image, "US", sale_price=30.0)
+    margins = sorted(item["margin"]["pct"] for item in free["shortlist"] if item["margin"])
+    assert len(margins) >= 2, "needs candidates with margins on both sides of the floor"
+    floor = (margins[0] + margins[-1]) / 2
+    result = runner.run_file(case.image, "US", sale_price=30.0,
+                             constraints={"min_margin_pct": floor})
+    jsonschema.validate(result, SCHEMA)
+    kept = result["shortlist"]
+    assert kept and all(item["margin"]["pct"] >= floor for item in kept)
+    assert [item["rank"] for item in kept] == list(range(1, len(kept) + 1))
+    assert result["grounding"]["unsupported"] == []
+    below = [item for item in result["excluded"]
+             if any("min_margin_pct" in reason for reason in item["reasons"])]
+    assert below, "no candidate was excluded for its margin"
+    for item in below:  # each reason states the margin its evidence holds
+        pct = result["evidence"][item["evidence"][2]]["value"]
+        assert pct < floor and f"margin {pct} %" in item["reasons"][0]
+    assert {item["listing_id"] for item in below}.isdisjoint(
+        {item["listing"]["listing_id"] for item in kept})
+
+
+def test_min_margin_with_an_unknown_margin_excludes_and_names_the_gap(runner, demo_cases):
+    result = runner.run_file(demo_cases[0].image, "EU", constraints={"min_margin_pct": 10})
+    assert result["shortlist"] == []
+    reasons = [reason for item in result["excluded"] for reason in item["reasons"]]
+    assert reasons and all(reason.startswith("margin unknown (") for reason in reasons
+                           if "margin" in reason)
+    assert any("no tariff data for EU" in reason for reason in reasons)

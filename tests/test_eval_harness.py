@@ -172,6 +172,19 @@ def test_extra_metrics_by_hand():
     assert extra_metrics(case, result)["price_band_error"] == pytest.approx(0.1)
 
 
+
+def test_the_evaluator_checks_min_margin_on_the_candidates_margin():
+    from evals.metrics import extra_metrics
+
+    case = EvalCase(id="c", market="US", title="t", constraints={"min_margin_pct": 20})
+    shortlist = [_candidate("A", "S1", True, moq=10), _candidate("A", "S2", False, moq=10),
+                 _candidate("A", "S3", False, moq=10)]
+    shortlist[0]["margin"] = {"pct": 25.0}
+    shortlist[1]["margin"] = {"pct": 19.9}  # below the floor; the third has no margin (unknown)
+    out = extra_metrics(case, {"shortlist": shortlist})
+    assert out["constraint_satisfaction"] == pytest.approx(1 / 3)
+
+
 def test_every_bundled_set_passes_the_schema_check():
     from pathlib import Path
 

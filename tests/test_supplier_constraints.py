@@ -45,3 +45,8 @@ def test_bad_constraints_are_refused():
         Constraints.from_dict({"max_moq": "lots"})
     with pytest.raises(ValueError, match="negative"):
         Constraints.from_dict({"max_unit_price": -1})
+    with pytest.raises(ValueError, match="min_margin_pct: must be at most 100"):
+        Constraints.from_dict({"min_margin_pct": 120})
+    with pytest.raises(ValueError, match="min_margin_pct: expected a number"):
+        Constraints.from_dict({"min_margin_pct": "nan"})  # would switch the constraint off
+    assert Constraints.from_dict({"min_margin_pct": "25"}).min_margin_pct == 25.0

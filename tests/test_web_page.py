@@ -91,3 +91,17 @@ def test_the_sellers_price_and_shipping_mode_reach_the_card(browser, base_url):
     assert "by sea" in text and "at the seller's sale price 30.00 USD" in text, text
     assert "{" not in text  # figures, not a JSON dump of the cost breakdown
     assert "Your sale price" in page.locator("#market-view").inner_text()
+
+
+def test_when_no_supplier_passes_the_page_says_why(browser, base_url):
+    page = browser.new_page()
+    page.goto(base_url + "/")
+    page.get_by_label("Product photo").set_input_files(str(QUERY_PHOTO))
+    page.get_by_label("Your sale price (USD)").fill("5")
+    page.get_by_label("Lowest margin you accept (%)").fill("50")
+    page.get_by_role("button", name="Find suppliers").click()
+    note = page.locator("#shortlist .excluded")
+    note.wait_for(timeout=300_000)
+    text = note.inner_text()
+    assert "No supplier passed the constraints." in text
+    assert "< min_margin_pct 50" in text, text

@@ -183,6 +183,22 @@ def _cost_claims(rank: int, cost: dict[str, Any], margin: dict[str, Any] | None,
     return claims
 
 
+def _margin_violations(constraints: Constraints, cost: dict[str, Any],
+                       margin: dict[str, Any] | None) -> list[str]:
+    """Why a candidate fails ``min_margin_pct`` (empty when it passes or none is set); an
+    unknown margin fails, naming what is missing."""
+    floor = constraints.min_margin_pct
+    if floor is None:
+        return []
+    if margin is None or margin.get("pct") is None:
+        missing = "; ".join(cost.get("missing") or []) or "landed cost or sale price unknown"
+        return [f"margin unknown ({missing})"]
+    if margin["pct"] < floor:
+        return [f"margin {_fmt(margin['pct'])} % at {_PRICE_WORDS[margin['sale_price_basis']]} "
+                f"{_fmt(margin['sale_price'])} USD < min_margin_pct {_fmt(floor)}"]
+    return []
+
+
 _PRICE_WORDS = {MARKET_PRICE_BASIS: "the market median price",
                 SELLER_PRICE_BASIS: "the seller's sale price"}
 
@@ -339,16 +355,25 @@ def shortlist_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
     mode_id = (cite(evidence, "request", "pricing", "shipping_mode", mode)
                if mode is not None else None)
     top_hs = (product.get("hs_candidates") or [{}])[0]
-    for rank, (total, candidate, listing, supplier, scores, gaps) in enumerate(scored[:size], 1):
-        candidate_claims = _candidate_claims(rank, listing, supplier, candidate, evidence)
-        score_evidence = _score_evidence(listing, supplier, candidate, constraints.quantity,
-                                         evidence)
+    excluded = list(state.get("excluded") or [])
+    for total, candidate, listing, supplier, scores, gaps in scored:
+        if len(shortlist) >= size:
+            break
         hs_code = top_hs.get("code") or listing.hs_code
         cost, margin = landed_cost(
             services.trade, evidence, market=state.get("market") or "", listing=listing,
             supplier=supplier, hs_code=hs_code, quantity=constraints.quantity,
             sale_price=sale_price, sale_price_id=sale_id, sale_price_basis=sale_basis,
             mode=mode, mode_id=mode_id)
+        reasons = _margin_violations(constraints, cost, margin)
+        if reasons:
+            excluded.append({**candidate, "reasons": reasons,
+                             "evidence": list((margin or {}).get("evidence") or [])})
+            continue
+        rank = len(shortlist) + 1
+        candidate_claims = _candidate_claims(rank, listing, supplier, candidate, evidence)
+        score_evidence = _score_evidence(listing, supplier, candidate, constraints.quantity,
+                                         evidence)
         cost["hs_code"] = hs_code
         cost["hs_code_basis"] = ("product classification" if top_hs.get("code")
                                  else "the listing's declared code")
@@ -397,7 +422,7 @@ def shortlist_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
                     if key not in {"image_sha256"}},
         "shortlist": shortlist,
         "products": state.get("products") or [],
-        "excluded": state.get("excluded") or [],
+        "excluded": excluded,
         "market": market,
         "compliance": compliance,
         "claims": kept,

@@ -11,7 +11,11 @@ from retrieval.filters import SearchFilter
 
 @dataclass(frozen=True)
 class Constraints:
-    """Hard filters a seller may set; ``None`` means no limit. Prices in the listing's currency."""
+    """Hard filters a seller may set; ``None`` means no limit. Prices in the listing's currency.
+
+    ``min_margin_pct`` (the margin per unit as a percentage of the sale price, see
+    ``agents.shortlist.landed_cost``) needs the landed cost, so the shortlist node checks it
+    rather than supplier match; an unknown margin fails it, as any unknown value fails."""
 
     max_moq: int | None = None
     max_unit_price: float | None = None
@@ -19,6 +23,7 @@ class Constraints:
     supplier_kind: str | None = None
     capabilities: tuple[str, ...] = field(default_factory=tuple)
     min_on_time_rate: float | None = None
+    min_margin_pct: float | None = None
 
     def search_filter(self) -> SearchFilter:
         """The part of the constraints the index can apply inside the search. It never drops a
@@ -47,10 +52,11 @@ class Constraints:
             supplier_kind=raw.get("supplier_kind"),
             capabilities=tuple(caps),
             min_on_time_rate=_positive(raw, "min_on_time_rate", float),
+            min_margin_pct=_positive(raw, "min_margin_pct", float, most=100.0),
         )
 
 
-def _positive(raw: dict[str, Any], key: str, kind: type) -> Any:
+def _positive(raw: dict[str, Any], key: str, kind: type, most: float | None = None) -> Any:
     value = raw.get(key)
     if value is None:
         return None
@@ -58,8 +64,12 @@ def _positive(raw: dict[str, Any], key: str, kind: type) -> Any:
         value = kind(value)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"constraint {key}: expected a number, got {value!r}") from exc
+    if value != value:  # NaN passes no comparison: it would switch the constraint off
+        raise ValueError(f"constraint {key}: expected a number, got {raw.get(key)!r}")
     if value < 0:
         raise ValueError(f"constraint {key}: must not be negative, got {value!r}")
+    if most is not None and value > most:
+        raise ValueError(f"constraint {key}: must be at most {most:g}, got {value!r}")
     return value
 
 

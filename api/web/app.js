@@ -66,7 +66,7 @@ function previewFile(file) {
 function constraints() {
   const out = {};
   for (const id of ["max_moq", "quantity"]) if ($(id).value) out[id] = parseInt($(id).value, 10);
-  if ($("max_unit_price").value) out.max_unit_price = parseFloat($("max_unit_price").value);
+  for (const id of ["max_unit_price", "min_margin_pct"]) if ($(id).value) out[id] = parseFloat($(id).value);
   if ($("supplier_kind").value) out.supplier_kind = $("supplier_kind").value;
   return out;
 }
@@ -289,8 +289,11 @@ function render(result) {
   $("product").replaceChildren(el("section", {}, el("h3", { text: "Product" }),
     facts([["Category", product.category], ["Material", product.material], ["HS candidates", hs]])) );
   $("market-view").replaceChildren(renderMarket(result.market, shortlist) || "");
+  const excluded = Array.isArray(result.excluded) ? result.excluded : [];
   $("shortlist").replaceChildren(...(shortlist.length ? shortlist.map((item) => card(item, result))
-    : [el("li", { class: "muted", text: "No supplier passed the constraints." })]));
+    : [el("li", { class: "muted excluded" }, "No supplier passed the constraints.",
+        excluded.length ? el("ul", {}, excluded.slice(0, 5).map((x) => el("li", {},
+          `${x.supplier_id} (${x.listing_id}): ${(x.reasons || []).join("; ")}`))) : null)]));
   $("compliance").replaceChildren(renderCompliance(result.compliance, result.evidence) || "");
   const g = result.grounding || {}, t = result.timings || {};
   $("meta").replaceChildren(el("p", { class: "muted" },
