@@ -187,7 +187,7 @@ function costBlock(item) {
   }
   if (mg && num(mg.per_unit) !== null) {
     parts.push(["Margin", `${money(mg.per_unit, "USD")} a unit`
-      + (num(mg.pct, 1) !== null ? ` (${num(mg.pct, 1)} %)` : "")
+      + (num(mg.pct, 1) !== null ? ` (${num(mg.pct, 1)}\u00a0%)` : "")
       + (num(mg.sale_price) !== null ? ` at ${mg.sale_price_basis || "the sale price"} ${money(mg.sale_price, "USD")}` : "")]);
   }
   return parts;
