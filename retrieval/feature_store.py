@@ -31,7 +31,7 @@ import os
 import struct
 import tempfile
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,26 +164,53 @@ def read_features(path: Path, expected_recipe: str) -> dict[str, tuple[str, Raw]
         return {}
 
 
+def _member_info(name: str) -> zipfile.ZipInfo:
+    """A stored member with a fixed timestamp: the same features give the same file."""
+    info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_STORED
+    return info
+
+
+def _write_member(archive: zipfile.ZipFile, name: str, dtype: np.dtype, shape: tuple[int, ...],
+                  parts: Iterable[np.ndarray]) -> None:
+    """One ``.npy`` member of the archive, its rows written part by part (stored, as
+    ``np.savez`` stores them), so that no more than one part is in memory at a time."""
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+              "shape": shape}
+    with archive.open(_member_info(name), "w", force_zip64=True) as member:
+        np.lib.format.write_array_header_1_0(member, header)
+        for part in parts:
+            member.write(np.ascontiguousarray(part, dtype=dtype).tobytes())
+
+
 def write_features(path: Path, expected_recipe: str,
                    entries: dict[str, tuple[str, Raw]]) -> None:
-    """Write a features file atomically (a temporary file renamed over the old one)."""
+    """Write a features file atomically (a temporary file renamed over the old one). The big
+    arrays are streamed photo by photo, so memory stays flat however large the catalog (the
+    entries may be views of the memory-mapped former file); the arrays are those ``np.savez``
+    would write, and the same features give the same bytes."""
     names = sorted(entries)
     counts = np.array([len(entries[name][1][0]) for name in names], np.int32)
-    points = [entries[name][1][0] for name in names]
-    descriptors = [entries[name][1][1] for name in names]
-    thumbnails = np.array([entries[name][1][2] for name in names], np.uint8).reshape(
-        len(names), THUMB_SIDE, THUMB_SIDE)
+    total = int(counts.sum())
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
+    os.close(handle)
     try:
-        with os.fdopen(handle, "wb") as out:
-            np.savez(out, recipe=np.array(expected_recipe), paths=np.array(names, dtype=str),
-                     stamps=np.array([entries[name][0] for name in names], dtype=str),
-                     counts=counts,
-                     points=np.concatenate(points) if points else np.zeros((0, 2), np.float32),
-                     descriptors=(np.concatenate(descriptors) if descriptors
-                                  else np.zeros((0, 128), np.uint8)),
-                     thumbnails=thumbnails)
+        with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_STORED,
+                             allowZip64=True) as archive:
+            for name, array in (("recipe", np.array(expected_recipe)),
+                                ("paths", np.array(names, dtype=str)),
+                                ("stamps", np.array([entries[n][0] for n in names], dtype=str)),
+                                ("counts", counts)):
+                with archive.open(_member_info(name), "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, array, allow_pickle=False)
+            _write_member(archive, "points", np.dtype(np.float32), (total, 2),
+                          (entries[name][1][0] for name in names))
+            _write_member(archive, "descriptors", np.dtype(np.uint8), (total, 128),
+                          (entries[name][1][1] for name in names))
+            _write_member(archive, "thumbnails", np.dtype(np.uint8),
+                          (len(names), THUMB_SIDE, THUMB_SIDE),
+                          (entries[name][1][2] for name in names))
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

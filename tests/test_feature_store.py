@@ -183,3 +183,28 @@ def test_features_computed_in_threads_equal_serial_ones(tmp_path):
     for one, other in zip(serial, threaded):
         assert np.array_equal(one.points, other.points)
         assert np.array_equal(one.descriptors, other.descriptors)
+
+
+def test_the_streamed_file_is_what_savez_writes_and_rewrites_itself_from_its_own_views(
+        tmp_path):
+    rng = np.random.default_rng(3)
+    entries = {f"images/p{i}.jpg": (f"{i}:1", (rng.random((count, 2), dtype=np.float32),
+                                               rng.integers(0, 255, (count, 128), dtype=np.uint8),
+                                               rng.integers(0, 255, (48, 48), dtype=np.uint8)))
+               for i, count in enumerate((5, 0, 17))}  # a photo without keypoints in between
+    wanted = recipe(LocalFeatureReranker.name)
+    store = tmp_path / "features.npz"
+    write_features(store, wanted, entries)
+    names = sorted(entries)
+    expected = {"paths": np.array(names), "counts": np.array([5, 0, 17], np.int32),
+                "points": np.concatenate([entries[n][1][0] for n in names]),
+                "descriptors": np.concatenate([entries[n][1][1] for n in names]),
+                "thumbnails": np.array([entries[n][1][2] for n in names])}
+    with np.load(store) as data:
+        assert str(data["recipe"]) == wanted
+        for key, value in expected.items():
+            assert data[key].dtype == value.dtype and np.array_equal(data[key], value), key
+    # rewritten over itself from the views of its own memory-mapped arrays: the same bytes
+    before = store.read_bytes()
+    write_features(store, wanted, read_features(store, wanted))
+    assert store.read_bytes() == before
