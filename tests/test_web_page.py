@@ -78,13 +78,22 @@ def test_the_form_works_from_the_keyboard(browser, base_url):
     page.locator(f'.card[data-supplier-id="{QUERY_SUPPLIER}"]').wait_for(timeout=300_000)
 
 
-def test_the_sellers_price_and_shipping_mode_reach_the_card(browser, base_url):
+def _send(browser, base_url, fill: dict[str, str], select: dict[str, str] | None = None):
+    """A new page with the reserved photo chosen, these fields filled (by label) and these
+    options selected, and the form sent."""
     page = browser.new_page()
     page.goto(base_url + "/")
     page.get_by_label("Product photo").set_input_files(str(QUERY_PHOTO))
-    page.get_by_label("Your sale price (USD)").fill("30")
-    page.get_by_label("Shipping").select_option("sea")
+    for label, value in fill.items():
+        page.get_by_label(label).fill(value)
+    for label, value in (select or {}).items():
+        page.get_by_label(label).select_option(value)
     page.get_by_role("button", name="Find suppliers").click()
+    return page
+
+
+def test_the_sellers_price_and_shipping_mode_reach_the_card(browser, base_url):
+    page = _send(browser, base_url, {"Your sale price (USD)": "30"}, {"Shipping": "sea"})
     card = page.locator(f'.card[data-supplier-id="{QUERY_SUPPLIER}"]')
     card.wait_for(timeout=300_000)
     text = card.inner_text()
@@ -94,12 +103,8 @@ def test_the_sellers_price_and_shipping_mode_reach_the_card(browser, base_url):
 
 
 def test_when_no_supplier_passes_the_page_says_why(browser, base_url):
-    page = browser.new_page()
-    page.goto(base_url + "/")
-    page.get_by_label("Product photo").set_input_files(str(QUERY_PHOTO))
-    page.get_by_label("Your sale price (USD)").fill("5")
-    page.get_by_label("Lowest margin you accept (%)").fill("50")
-    page.get_by_role("button", name="Find suppliers").click()
+    page = _send(browser, base_url, {"Your sale price (USD)": "5",
+                                     "Lowest margin you accept (%)": "50"})
     note = page.locator("#shortlist .excluded")
     note.wait_for(timeout=300_000)
     text = note.inner_text()
