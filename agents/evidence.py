@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from agents.market.trade import COST_CURRENCY
+
 
 def evidence_id(source: str, record_id: str, field: str) -> str:
     return f"{source}:{record_id}:{field}"
@@ -31,6 +33,7 @@ def cite(
 
 
 def cite_sale_price(evidence: dict[str, dict[str, Any]], price: float) -> str:
-    """The seller's own sale price (USD), given with the request, as an evidence record; the
+    """The seller's own sale price (``COST_CURRENCY``), given with the request, as an evidence record; the
     market and shortlist agents both cite it, with the same id and content."""
-    return cite(evidence, "request", "pricing", "sale_price", float(price), currency="USD")
+    return cite(evidence, "request", "pricing", "sale_price", float(price),
+                currency=COST_CURRENCY)

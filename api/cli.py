@@ -54,6 +54,7 @@ def _settings(**overrides: Any):
 
 
 def _runner(settings, build_if_missing: bool = False, warm: bool = True, rulebook=None):
+    from agents.market.tools import MarketTableError
     from agents.run import SourcingRunner
     from api.services import build_services
     from data.catalog.importer import CatalogError
@@ -67,6 +68,8 @@ def _runner(settings, build_if_missing: bool = False, warm: bool = True, ruleboo
         return runner
     except CatalogError as exc:
         _fail(f"catalog {settings.catalog_dir} has problems:\n{exc}")
+    except MarketTableError as exc:
+        _fail(str(exc))
     except (IndexNotFoundError, IndexMismatchError) as exc:
         _fail(str(exc))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from agents.compliance.rules import RuleBook
 from agents.context import Services
 from agents.market.hs import HSClassifier
-from agents.market.tools import AmazonMarketData
+from agents.market.tools import load_market_tables
 from agents.llm.client import ChatClient
 from agents.market.trade import TradeData
 from api.settings import Settings
@@ -68,6 +68,11 @@ def build_services(settings: Settings, build_index_if_missing: bool = False,
                    progress: bool = True, rulebook: RuleBook | None = None) -> Services:
     """``rulebook``: one already loaded from ``settings.rules_dir`` (the command line loads it
     first, to refuse an unknown market before the models are loaded)."""
+    rulebook = rulebook or RuleBook.load(settings.rules_dir)
+    # the small tables first: a mistake in one is reported before the models load
+    market_data = load_market_tables(settings.market_dirs,
+                                     lambda code: rulebook.market_rules(code).market,
+                                     cache_dir=settings.cache_dir)
     catalog = load_catalog(settings.catalog_dir)
     embedder = make_image_embedder(settings)
     index = load_or_build_index(settings, catalog, embedder,
@@ -82,9 +87,8 @@ def build_services(settings: Settings, build_index_if_missing: bool = False,
         image_embedder=embedder,
         index=index,
         text_embedder=MiniLMTextEmbedder(settings.text_model_path),
-        rulebook=rulebook or RuleBook.load(settings.rules_dir),
-        market_data={"US": AmazonMarketData.load(settings.market_dir,
-                                                 cache_dir=settings.cache_dir)},
+        rulebook=rulebook,
+        market_data=market_data,
         shortlist_size=settings.shortlist_size,
         reranker=reranker,
         llm=ChatClient.from_settings(settings),

@@ -6,12 +6,13 @@ Nonsense is refused at start-up with a message naming the variable.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO_ROOT / "data"
@@ -26,7 +27,12 @@ class Settings(BaseSettings):
     catalog_dir: Path = DATA_DIR / "catalogs" / "demo"
     index_dir: Path = REPO_ROOT / "var" / "index" / "demo"
     rules_dir: Path = DATA_DIR / "rules" / "compliance"
-    market_dir: Path = DATA_DIR / "market" / "amazon_us_2023"
+    # marketplace tables, one folder per market (see agents/market/tools.py); in the environment
+    # separated by os.pathsep (":"), as PATH is. SOURCING_MARKET_DIR (one folder) still works.
+    market_dirs: Annotated[list[Path], NoDecode] = Field(
+        default_factory=lambda: [DATA_DIR / "market" / "amazon_us_2023"],
+        validation_alias=AliasChoices("SOURCING_MARKET_DIRS", "SOURCING_MARKET_DIR",
+                                      "market_dirs"))
     # derived vectors kept between start-ups (the market categories' text embeddings)
     cache_dir: Path = REPO_ROOT / "var" / "cache"
 
@@ -74,6 +80,15 @@ class Settings(BaseSettings):
     # `limits` storage URI (redis://host:6379/0, redis+sentinel://..., redis+cluster://...,
     # valkey://..., mongodb://...) shares them between every worker and host that names it
     rate_limit_storage: str = ""
+
+    @field_validator("market_dirs", mode="before")
+    @classmethod
+    def _split_dirs(cls, value: object) -> object:
+        if isinstance(value, str | Path):
+            value = [part for part in str(value).split(os.pathsep) if part.strip()]
+        if isinstance(value, list | tuple) and not value:
+            raise ValueError("SOURCING_MARKET_DIRS names no folder")
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

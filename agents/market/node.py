@@ -23,6 +23,7 @@ from agents.market.tools import (
     AmazonMarketData,
     segments,
 )
+from agents.market.trade import COST_CURRENCY
 from agents.state import State
 
 LISTINGS_SOURCE = "amazon_products.csv"
@@ -240,9 +241,14 @@ def market_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
                                            services.text_embedder)
     sale_price = state.get("sale_price")
     if sale_price is not None and analysis.get("available") and analysis["price_band"]["n"]:
-        cid = analysis["category"]["category_id"]
-        analysis["sale_price_position"] = price_position(evidence, market, cid,
-                                                         data.listings_of(cid), sale_price)
+        if data.currency != COST_CURRENCY:
+            warnings.append(f"market: the seller's sale price is in {COST_CURRENCY} and the "
+                            f"{data.label} prices in {data.currency}; no exchange rate is "
+                            "bundled, so the price is not placed among the listings")
+        else:
+            cid = analysis["category"]["category_id"]
+            analysis["sale_price_position"] = price_position(evidence, market, cid,
+                                                             data.listings_of(cid), sale_price)
     update: dict[str, Any] = {"market_analysis": analysis, "evidence": evidence}
     if warnings:
         update["warnings"] = warnings

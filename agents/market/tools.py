@@ -1,4 +1,15 @@
-"""Marketplace data for the market agent: the bundled Amazon US 2023 sample.
+"""Marketplace data for the market agent: the bundled Amazon US 2023 sample, and any other
+marketplace table in the same format.
+
+A marketplace table is a folder holding ``amazon_categories.csv``, ``amazon_products.csv`` (the
+columns of the public "Amazon Products 2023" data sets, which exist for several Amazon
+marketplaces) and ``market.json``, which says what the table describes::
+
+    {"market": "UK", "label": "Amazon UK 2023", "currency": "GBP"}
+
+``market`` is the market code runs name (``sourcing markets`` lists those with compliance rules),
+``currency`` the ISO 4217 code of the table's prices. ``load_market_tables`` reads several such
+folders (setting ``SOURCING_MARKET_DIRS``), one per market.
 
 ``amazon_categories.csv`` names 248 categories; ``amazon_products.csv`` holds 20 listings per
 category (ASIN, title, stars, reviews, price, list price, best-seller flag, bought in the last
@@ -14,8 +25,9 @@ and the figures are lower bounds.
 from __future__ import annotations
 
 import csv
+import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +39,8 @@ if TYPE_CHECKING:
 
 CATEGORIES_FILE = "amazon_categories.csv"
 PRODUCTS_FILE = "amazon_products.csv"
+MARKET_FILE = "market.json"
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
 PERCENTILE_METHOD = "linear"
 PRICE_QUANTILES = (("min", 0), ("p10", 10), ("p25", 25), ("median", 50), ("p75", 75), ("p90", 90),
                    ("max", 100))
@@ -41,6 +55,10 @@ def bucket_counts(values: Sequence[float], buckets) -> dict[str, int]:
     """How many values fall in each ``(name, low, high)`` bucket (low inclusive)."""
     return {name: sum(1 for v in values if v >= low and (high is None or v < high))
             for name, low, high in buckets}
+
+
+class MarketTableError(ValueError):
+    """A marketplace table that cannot be used: the message names the file and the problem."""
 
 
 @dataclass(frozen=True)
@@ -80,10 +98,13 @@ class AmazonMarketData:
 
     def __init__(self, categories: dict[int, str], listings: list[AmazonListing],
                  label: str = "Amazon US 2023", folder: Path | None = None,
-                 cache_dir: Path | None = None) -> None:
+                 cache_dir: Path | None = None, market: str = "US",
+                 currency: str = "USD") -> None:
         self.categories = categories
         self.listings = listings
         self.label = label
+        self.market = market
+        self.currency = currency  # of every price in the table
         self.folder = folder
         # where the category names' embeddings are kept between start-ups
         # (retrieval.vector_cache); None: embedded at every start-up
@@ -95,11 +116,15 @@ class AmazonMarketData:
         self._category_vectors: dict[str, np.ndarray] = {}
 
     @classmethod
-    def load(cls, folder: str | Path, label: str = "Amazon US 2023",
+    def load(cls, folder: str | Path,
              cache_dir: str | Path | None = None) -> AmazonMarketData:
-        """Read both CSV files from ``folder``; a bad row raises ``ValueError`` naming the file
-        and line. ``cache_dir``: see ``cache_dir`` in the constructor."""
+        """Read ``market.json`` and both CSV files from ``folder``; a bad row raises
+        ``MarketTableError`` naming the file and line. ``cache_dir``: see ``cache_dir`` in the
+        constructor."""
         folder = Path(folder)
+        if not folder.is_dir():
+            raise MarketTableError(f"marketplace table folder not found: {folder}")
+        about = read_market_file(folder / MARKET_FILE)
         categories: dict[int, str] = {}
         path = folder / CATEGORIES_FILE
         with path.open(newline="", encoding="utf-8") as handle:
@@ -107,7 +132,8 @@ class AmazonMarketData:
                 try:
                     categories[int(row["id"])] = row["category_name"].strip()
                 except (KeyError, TypeError, ValueError) as error:
-                    raise ValueError(f"{path}: line {line}: bad category row: {error}") from None
+                    raise MarketTableError(f"{path}: line {line}: bad category row: "
+                                           f"{error}") from None
         listings: list[AmazonListing] = []
         path = folder / PRODUCTS_FILE
         with path.open(newline="", encoding="utf-8") as handle:
@@ -128,9 +154,11 @@ class AmazonMarketData:
                         line=line,
                     ))
                 except (KeyError, TypeError, ValueError, AttributeError) as error:
-                    raise ValueError(f"{path}: line {line}: bad listing row: {error}") from None
-        return cls(categories, listings, label=label, folder=folder,
-                   cache_dir=Path(cache_dir) if cache_dir is not None else None)
+                    raise MarketTableError(f"{path}: line {line}: bad listing row: "
+                                           f"{error}") from None
+        return cls(categories, listings, label=about["label"], folder=folder,
+                   cache_dir=Path(cache_dir) if cache_dir is not None else None,
+                   market=about["market"], currency=about["currency"])
 
     @property
     def listings_per_category(self) -> int:
@@ -180,9 +208,10 @@ class AmazonMarketData:
         return [row.as_record() for row in self.listings_of(category_id)]
 
     def price_band(self, category_id: int | str) -> dict[str, Any]:
-        """Price percentiles (USD) over the category's listings with a price; ``n`` of them."""
+        """Price percentiles (in the table's currency) over the category's listings with a
+        price; ``n`` of them."""
         prices = [row.price for row in self.listings_of(category_id) if row.price is not None]
-        band: dict[str, Any] = {"currency": "USD", "n": len(prices)}
+        band: dict[str, Any] = {"currency": self.currency, "n": len(prices)}
         for key, q in PRICE_QUANTILES:
             band[key] = _stat(prices, q) if prices else None
         return band
@@ -218,6 +247,54 @@ class AmazonMarketData:
             if rows else None,
             "rating_distribution": bucket_counts(stars, STAR_BUCKETS),
         }
+
+
+def read_market_file(path: Path) -> dict[str, str]:
+    """``market.json`` of a marketplace table: ``market``, ``label`` and ``currency``, checked;
+    ``MarketTableError`` naming the file and the problem."""
+    if not path.is_file():
+        raise MarketTableError(f"{path}: missing; a marketplace table names its market, label "
+                               'and currency there, e.g. {"market": "UK", "label": '
+                               '"Amazon UK 2023", "currency": "GBP"}')
+    try:
+        about = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise MarketTableError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(about, dict):
+        raise MarketTableError(f"{path}: must hold a JSON object")
+    out = {}
+    for key in ("market", "label", "currency"):
+        value = about.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise MarketTableError(f"{path}: field {key!r} must be a non-empty string")
+        out[key] = value.strip()
+    out["market"] = out["market"].upper()
+    if not _CURRENCY.match(out["currency"]):
+        raise MarketTableError(f"{path}: field 'currency' must be an ISO 4217 code such as "
+                               f"USD or GBP, not {out['currency']!r}")
+    return out
+
+
+def load_market_tables(folders: Sequence[str | Path], canonical: Callable[[str], str],
+                       cache_dir: str | Path | None = None) -> dict[str, AmazonMarketData]:
+    """The marketplace tables under ``folders``, keyed by market code. ``canonical`` maps a
+    table's code to the one runs carry (a member state to its union, as the compliance rules
+    answer it) and raises ``ValueError`` for a market without rules. Two tables for one market
+    are refused: which one a run used would depend on the order of a setting. Any problem
+    raises ``MarketTableError`` naming the folder or file."""
+    tables: dict[str, AmazonMarketData] = {}
+    for folder in folders:
+        table = AmazonMarketData.load(folder, cache_dir=cache_dir)
+        try:
+            code = canonical(table.market)
+        except ValueError as error:  # no compliance rules for it
+            raise MarketTableError(f"{Path(folder) / MARKET_FILE}: {error}") from None
+        if code in tables:
+            raise MarketTableError(f"two marketplace tables for market {code}: "
+                                   f"{tables[code].folder} and {folder}")
+        table.market = code
+        tables[code] = table
+    return tables
 
 
 NICHE_MIN_LISTINGS = 3  # a segment needs at least this many listings to be reported

@@ -28,6 +28,8 @@ FREIGHT_FILE = "costs/freight_rates.csv"
 REFERRAL_FILE = "costs/marketplace_referral_fees.csv"
 FULFILMENT_FILE = "costs/marketplace_fulfilment_fees.csv"
 TARIFF_MARKETS = ("US",)  # markets whose general duty rates are bundled
+# the currency of every cost table, of landed costs and margins, and of a seller's sale price
+COST_CURRENCY = "USD"
 ShippingMode = Literal["express", "air", "sea"]
 MODES: tuple[str, ...] = get_args(ShippingMode)
 HALF_POUND_KG = 0.226796

@@ -25,6 +25,7 @@ from typing import Any
 
 from agents.evidence import cite
 from agents.market.trade import (
+    COST_CURRENCY,
     HTS_FILE,
     MODES,
     TradeData,
@@ -100,18 +101,19 @@ def landed_cost(trade: TradeData | None, evidence: dict[str, dict[str, Any]], *,
                 product_weight_id: str | None = None, sale_price: float | None = None,
                 sale_price_id: str | None = None,
                 sale_price_basis: str = MARKET_PRICE_BASIS, mode: str | None = None,
-                mode_id: str | None = None
+                mode_id: str | None = None, no_sale_price: str | None = None
                 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """``(landed_cost, margin)`` for one candidate; adds its evidence records in place.
 
     ``sale_price_id`` cites the sale price (the market's median, or the seller's price from the
     request, with ``sale_price_basis`` saying which); ``mode`` is the seller's shipping mode,
-    cited by ``mode_id``, or ``None`` to choose one by shipment weight."""
+    cited by ``mode_id``, or ``None`` to choose one by shipment weight. ``no_sale_price`` says
+    why no sale price is given, when the reason is not that the market has no data."""
     mode = checked_shipping_mode(mode)
     lid = listing.listing_id
     missing: list[str] = []
     cited: list[str] = []
-    if listing.currency and listing.currency != "USD":
+    if listing.currency and listing.currency != COST_CURRENCY:
         return ({"unit_cost": None, "missing": [f"listing price in {listing.currency}: no "
                                                 "exchange rate is bundled"], "evidence": []},
                 None)
@@ -147,7 +149,7 @@ def landed_cost(trade: TradeData | None, evidence: dict[str, dict[str, Any]], *,
     else:
         missing.append("weight unknown: freight and fulfilment fee cannot be computed")
 
-    out: dict[str, Any] = {"currency": "USD", "market": market, "quantity": qty,
+    out: dict[str, Any] = {"currency": COST_CURRENCY, "market": market, "quantity": qty,
                            "quantity_basis": basis, "unit_price": price, "weight_kg": weight}
     if trade is None:
         missing.append("no trade tables loaded")
@@ -248,8 +250,8 @@ def landed_cost(trade: TradeData | None, evidence: dict[str, dict[str, Any]], *,
     fee_ids: list[str] = []
     referral_rows = trade.referral_rows(market, hs_code) if hs_code else []
     if sale_price is None:
-        missing.append(f"no marketplace data for {market}: sale price, referral fee and margin "
-                       "unknown")
+        missing.append(no_sale_price or f"no marketplace data for {market}: sale price, "
+                                        "referral fee and margin unknown")
     elif not referral_rows:
         missing.append(f"no referral-fee category for {hs_code or 'an unknown HS code'} in "
                        f"{market}")

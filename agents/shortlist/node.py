@@ -11,6 +11,7 @@ from langgraph.runtime import Runtime
 from agents.compliance.tools import certificate_gaps, gap_summary
 from agents.context import Services
 from agents.evidence import cite, cite_sale_price
+from agents.market.trade import COST_CURRENCY
 from agents.shortlist.grounding import ground
 from agents.shortlist.landed_cost import MARKET_PRICE_BASIS, SELLER_PRICE_BASIS, landed_cost
 from agents.state import State
@@ -204,18 +205,26 @@ _PRICE_WORDS = {MARKET_PRICE_BASIS: "the market median price",
 
 
 def _sale_price(state: State, market: dict[str, Any], evidence: dict[str, dict[str, Any]]
-                ) -> tuple[float | None, str | None, str]:
-    """The sale price the margin is computed at, its evidence id and its basis: the seller's
-    (a request record) when given, else the market's median when the market agent cited one."""
+                ) -> tuple[float | None, str | None, str, str | None]:
+    """The sale price the margin is computed at, its evidence id, its basis and, when there is
+    none for a reason other than a market without data, that reason: the seller's (a request
+    record) when given, else the market's median when the market agent cited one in the
+    currency of the costs (no exchange rate is bundled to convert it)."""
     given = state.get("sale_price")
     if given is not None:
-        return float(given), cite_sale_price(evidence, given), SELLER_PRICE_BASIS
+        return float(given), cite_sale_price(evidence, given), SELLER_PRICE_BASIS, None
     band = market.get("price_band") or {}
     median_id = (f"derived:price_band:{market.get('market')}:"
                  f"{(market.get('category') or {}).get('category_id')}:median")
     if market.get("available") and median_id in evidence:
-        return band.get("median"), median_id, MARKET_PRICE_BASIS
-    return None, None, MARKET_PRICE_BASIS
+        currency = band.get("currency")
+        if currency != COST_CURRENCY:
+            return None, None, MARKET_PRICE_BASIS, (
+                f"market prices in {currency}, costs in {COST_CURRENCY}: no exchange rate is "
+                "bundled, so sale price, referral fee and margin are unknown (give a sale price "
+                f"in {COST_CURRENCY})")
+        return band.get("median"), median_id, MARKET_PRICE_BASIS, None
+    return None, None, MARKET_PRICE_BASIS, None
 
 
 def _fmt(value: Any) -> str:
@@ -297,7 +306,8 @@ def _market_claims(market: dict[str, Any]) -> list[dict[str, Any]]:
     if position:
         claims.append({
             "id": "m-sale-price", "about": "market.sale_price_position",
-            "text": (f"The seller's sale price {_fmt(position['sale_price'])} USD is above "
+            "text": (f"The seller's sale price {_fmt(position['sale_price'])} {COST_CURRENCY} "
+                     "is above "
                      f"{_fmt(position['listings_cheaper'])} of the {_fmt(position['n'])} listing "
                      f"prices in '{category.get('name')}'"),
             "evidence": list(position["evidence"])})
@@ -350,7 +360,7 @@ def shortlist_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
     shortlist, claims = [], []
     size = state.get("top_k") or services.shortlist_size
     product = state.get("product") or {}
-    sale_price, sale_id, sale_basis = _sale_price(state, market, evidence)
+    sale_price, sale_id, sale_basis, no_sale_price = _sale_price(state, market, evidence)
     mode = state.get("shipping_mode")
     mode_id = (cite(evidence, "request", "pricing", "shipping_mode", mode)
                if mode is not None else None)
@@ -364,7 +374,7 @@ def shortlist_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
             services.trade, evidence, market=state.get("market") or "", listing=listing,
             supplier=supplier, hs_code=hs_code, quantity=constraints.quantity,
             sale_price=sale_price, sale_price_id=sale_id, sale_price_basis=sale_basis,
-            mode=mode, mode_id=mode_id)
+            mode=mode, mode_id=mode_id, no_sale_price=no_sale_price)
         reasons = _margin_violations(constraints, cost, margin)
         if reasons:
             excluded.append({**candidate, "reasons": reasons,

@@ -226,7 +226,9 @@ function card(item, result) {
 function priceChart(band, shortlist) {
   const keys = ["min", "p25", "median", "p75", "max"];
   if (!band || !keys.every((k) => typeof band[k] === "number")) return null;
-  const prices = (shortlist || []).map((i) => (i.price || {}).unit_price_at_quantity ?? (i.price || {}).min)
+  // supplier prices are drawn only in the band's currency: nothing here converts money
+  const prices = (shortlist || []).filter((i) => (i.price || {}).currency === band.currency)
+    .map((i) => i.price.unit_price_at_quantity ?? i.price.min)
     .filter((p) => typeof p === "number");
   const lo = Math.min(band.min, ...prices), hi = Math.max(band.max, ...prices);
   const W = 600, H = 110, x = (v) => 20 + ((v - lo) / (hi - lo || 1)) * (W - 40);
