@@ -10,8 +10,10 @@ the project README, "Result contract", and ``api/schemas/result.schema.json``). 
 - ``constraints``: hard constraints such as ``{"max_moq": 50, "capabilities": ["small_batch"]}``.
 
 An agent that cannot answer a request raises; the case is then counted as a failure and the run
-goes on. Only the keys a metric reads need to be present in the result (for example
-``products`` / ``shortlist`` for recall, ``compliance.requirements`` for compliance scores).
+goes on. So is a result that is not a JSON object, or whose fields the metrics cannot read (a
+``shortlist`` that is not a list of objects, say); the error says which. Only the keys a metric
+reads need to be present in the result (for example ``products`` / ``shortlist`` for recall,
+``compliance.requirements`` for compliance scores).
 
 ``sourcing eval run --agent SPEC`` loads ``SPEC`` = ``package.module:name`` or
 ``path/to/file.py:name``; ``name`` is the agent callable, or a class / factory that takes no
@@ -58,15 +60,27 @@ def import_file(path: Path, name: str) -> ModuleType:
 
 
 def _module(spec: str) -> Any:
+    """The agent's module; anything its import raises (a syntax error, a missing dependency, an
+    error in its top-level code) becomes a ``ValueError`` naming the file or module."""
     if spec.endswith(".py") or "/" in spec:
         path = Path(spec).resolve()
         if not path.is_file():
             raise ValueError(f"agent file not found: {spec}")
-        return import_file(path, f"_eval_agent_{path.stem}")
+        try:
+            return import_file(path, f"_eval_agent_{path.stem}")
+        except Exception as exc:  # noqa: BLE001 - whatever the student's file raises
+            raise ValueError(f"cannot load agent file {spec}: {_described(exc)}") from exc
     try:
         return importlib.import_module(spec)
-    except ImportError as exc:
-        raise ValueError(f"cannot import agent module {spec!r}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001
+        raise ValueError(f"cannot import agent module {spec!r}: {_described(exc)}") from exc
+
+
+def _described(exc: BaseException) -> str:
+    """An exception in one line, with the line a syntax error is on."""
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError: {exc.msg} (line {exc.lineno})"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def load_agent(spec: str) -> Agent:
@@ -78,10 +92,12 @@ def load_agent(spec: str) -> Agent:
     target = getattr(module, name, None)
     if target is None:
         raise ValueError(f"{where} has no attribute {name!r}")
-    if inspect.isclass(target):
-        target = target()
-    elif callable(target) and not inspect.signature(target).parameters:
-        target = target()  # a factory
+    if inspect.isclass(target) or (callable(target)
+                                   and not inspect.signature(target).parameters):
+        try:  # a class, or a factory
+            target = target()
+        except Exception as exc:  # noqa: BLE001
+            raise ValueError(f"creating the agent {spec} failed: {_described(exc)}") from exc
     if not callable(target):
         raise ValueError(f"{spec} is not callable: an agent maps a request dict to a result")
     return target

@@ -4,6 +4,9 @@ A metric **regresses** when it moves the wrong way by more than ``tolerance`` (a
 metric's own units; rates are 0..1): down for rates and scores, up for latencies, errors and
 unsupported claims. Metrics missing on either side are shown and never gate. Latency is shown
 but only gates when ``gate_latency`` is set (timings differ between machines and runs).
+
+Only reports of the same eval set compare: ``mismatch`` says why two do not (a different set
+file, by its SHA-256 in the provenance, or a different number of cases).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 LOWER_IS_BETTER_PREFIXES = ("latency_", "n_errors", "unsupported_claims", "price_band_error")
-IGNORED = ("n",)
+IGNORED = ("n",)  # cases scored: a drop shows as n_errors, or as a different set (``mismatch``)
 
 
 def load_report(path: str | Path) -> dict[str, Any]:
@@ -30,6 +33,18 @@ def load_report(path: str | Path) -> dict[str, Any]:
 
 def lower_is_better(metric: str) -> bool:
     return metric.startswith(LOWER_IS_BETTER_PREFIXES)
+
+
+def mismatch(base: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """Why the two reports' metrics do not compare, or ``None`` when they come from one set."""
+    sets = [(report.get("provenance") or {}).get("set_sha256") for report in (base, new)]
+    if all(sets) and sets[0] != sets[1]:
+        return (f"the reports come from different eval sets ({base.get('set')} sha256 "
+                f"{sets[0][:12]}, {new.get('set')} sha256 {sets[1][:12]})")
+    counts = [report.get("case_count") for report in (base, new)]
+    if counts[0] != counts[1]:
+        return f"the reports hold different numbers of cases ({counts[0]} and {counts[1]})"
+    return None
 
 
 def compare(base: dict[str, Any], new: dict[str, Any], tolerance: float = 0.02,

@@ -21,12 +21,15 @@ Metrics of one case (a metric is computed only over the cases that carry its ``e
         source supplier, else 0 (naming no source, or ranking nothing, scores 0).
     ``source_factory@1`` / ``source_factory@3``, needs ``source_supplier_id``:
         1 if the expected source supplier is the supplier of the first / of one of the first three
-        shortlist candidates (listing level), else 0.
+        shortlist candidates (listing level), else 0. Not computed when the case also lists that
+        supplier in ``excluded_supplier_ids``: a constraint rules it out, so a right answer
+        cannot show it (``excluded_supplier_rate`` scores that case).
     ``hs_heading@1``, needs ``hs_heading``: 1 if the first HS candidate's 4-digit heading equals it.
     ``hs_heading_top1`` / ``hs_heading_top3``, need ``hs_heading``: 1 if the heading is that of
         the first / of one of the first three HS candidates (``hs_heading_top1`` = ``hs_heading@1``).
     ``legal_act_recall``, needs ``required_legal_acts``: share of those acts among the compliance
-        requirements of the result.
+        requirements of the result, names compared as ``compliance_recall`` compares them
+        (``evals.compliance.normalise_act``: "Directive 2014/30/EU" is "2014/30/EU").
     ``unsupported_claims`` (every case): number of claims the grounding check could not support.
     ``factory_vs_trading_accuracy``, ``constraint_satisfaction``, ``groundedness``,
         ``price_band_error``: see ``evals.metrics``.
@@ -38,8 +41,9 @@ Aggregation (``metrics`` over all cases, ``by_tag`` per tag; a case without tags
 ``untagged``)
     Each metric is the mean over the scored cases that carry it, or ``None`` when none does.
     ``latency_ms_p50`` / ``latency_ms_p95``: percentiles of the wall time of the agent call.
-    ``n``: cases scored. ``n_errors``: cases whose agent call raised; they are listed in
-    ``report["errors"]`` and left out of every mean, and the run goes on.
+    ``n``: cases scored. ``n_errors``: cases whose agent call raised or whose result the metrics
+    could not read (not an object, a ``shortlist`` that is not a list of objects...); they are
+    listed in ``report["errors"]`` and left out of every mean, and the run goes on.
 """
 
 from __future__ import annotations
@@ -57,7 +61,12 @@ import numpy as np
 from tqdm import tqdm
 
 from evals.agent import Agent, case_request
-from evals.compliance import compliance_by_market, compliance_metrics
+from evals.compliance import (
+    compliance_by_market,
+    compliance_metrics,
+    normalise_act,
+    predicted_acts,
+)
 from evals.metrics import extra_metrics
 from evals.sets import EvalCase
 from evals.stats import bootstrap_interval
@@ -79,6 +88,9 @@ METRIC_KEYS = (
     "unsupported_claims",
 )
 LATENCY_KEYS = ("latency_ms_p50", "latency_ms_p95")
+# metrics that are not rates (a count, a relative error): no bootstrap interval for them, even on
+# runs where every value happens to lie between 0 and 1
+NOT_RATES = ("unsupported_claims", "price_band_error")
 
 
 def ranked_products(result: dict[str, Any]) -> list[str]:
@@ -126,14 +138,14 @@ def case_metrics(case: EvalCase, result: dict[str, Any]) -> dict[str, float]:
     if expect.get("source_supplier_id"):
         wanted = expect["source_supplier_id"]
         out["source_factory_precision@1"] = float(top_source(result) == wanted)
-        suppliers = [(item.get("supplier") or {}).get("supplier_id")
-                     for item in result.get("shortlist") or []]
-        out["source_factory@1"] = float(suppliers[:1] == [wanted])
-        out["source_factory@3"] = float(wanted in suppliers[:3])
+        if wanted not in (expect.get("excluded_supplier_ids") or ()):
+            suppliers = [(item.get("supplier") or {}).get("supplier_id")
+                         for item in result.get("shortlist") or []]
+            out["source_factory@1"] = float(suppliers[:1] == [wanted])
+            out["source_factory@3"] = float(wanted in suppliers[:3])
     if expect.get("required_legal_acts"):
-        acts = {req.get("legal_act") for req in (result.get("compliance") or {}).get(
-            "requirements") or []}
-        wanted_acts = set(expect["required_legal_acts"])
+        acts = predicted_acts(result)
+        wanted_acts = {normalise_act(act) for act in expect["required_legal_acts"]}
         out["legal_act_recall"] = len(wanted_acts & acts) / len(wanted_acts)
     if expect.get("hs_heading"):
         candidates = (result.get("product") or {}).get("hs_candidates") or []
@@ -164,13 +176,14 @@ def _summarise(rows: Iterable[dict[str, float]], latencies: list[float],
 
 
 def _intervals(rows: list[dict[str, float]]) -> dict[str, list[float] | None]:
-    """95 % bootstrap intervals of the rate metrics (those bounded by 0 and 1)."""
+    """95 % bootstrap intervals of the rate metrics (every metric but ``NOT_RATES``; each is a
+    mean of per-case values between 0 and 1)."""
     values: dict[str, list[float]] = defaultdict(list)
     for row in rows:
         for key, value in row.items():
             values[key].append(value)
     return {key: bootstrap_interval(vals) for key, vals in values.items()
-            if vals and all(0.0 <= v <= 1.0 for v in vals)}
+            if vals and key not in NOT_RATES}
 
 
 def _node_latency(timings: list[dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -183,6 +196,35 @@ def _node_latency(timings: list[dict[str, float]]) -> dict[str, dict[str, float]
                    "p95": round(float(np.percentile(v, 95)), 1)} for node, v in per_node.items()}
 
 
+class MalformedResult(ValueError):
+    """An agent's result the metrics cannot read: the case fails with this message."""
+
+
+def _scored(case: EvalCase, result: Any, latency: float) -> dict[str, Any]:
+    """The per-case row of a result; ``MalformedResult`` when its shape breaks the contract
+    where a metric reads it (the agent's fault, reported as the case's error)."""
+    if not isinstance(result, dict):
+        raise MalformedResult(f"the agent returned {type(result).__name__}, not a result "
+                              "object (a dict)")
+    for key in ("shortlist", "products"):
+        items = result.get(key)
+        if items is not None and not (isinstance(items, list)
+                                      and all(isinstance(item, dict) for item in items)):
+            raise MalformedResult(f"result.{key} must be a list of objects")
+    try:
+        metrics = {**case_metrics(case, result), **compliance_metrics(case, result)}
+        products = ranked_products(result)
+        top = (result.get("shortlist") or [{}])[0]
+        return {"id": case.id, "tags": list(case.tags), "metrics": metrics,
+                "latency_ms": round(latency, 1),
+                "top": {"product_id": products[0] if products else None,
+                        "source_supplier_id": top_source(result),
+                        "supplier_id": (top.get("supplier") or {}).get("supplier_id")}}
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
+        raise MalformedResult(f"result does not follow the contract where the metrics read it "
+                              f"({type(exc).__name__}: {exc})") from exc
+
+
 def run_eval(cases: list[EvalCase], agent: Agent, out_dir: str | Path | None = None,
              progress: bool = True, agent_name: str | None = None,
              set_path: str | Path | None = None,
@@ -190,7 +232,8 @@ def run_eval(cases: list[EvalCase], agent: Agent, out_dir: str | Path | None = N
     """Run every case through ``agent`` (``agent(request) -> result``, see ``evals.agent``);
     return the report and write ``out_dir/report.json``, ``report.md`` and the plots.
 
-    A case whose agent call raises is recorded in ``errors`` and the run goes on.
+    A case whose agent call raises, or whose result the metrics cannot read, is recorded in
+    ``errors`` and the run goes on.
     """
     per_case, latencies, node_timings = [], [], []
     tag_rows, tag_latencies, tag_errors = defaultdict(list), defaultdict(list), defaultdict(int)
@@ -200,21 +243,16 @@ def run_eval(cases: list[EvalCase], agent: Agent, out_dir: str | Path | None = N
         start = time.perf_counter()
         try:
             result = agent(case_request(case))
+            latency = (time.perf_counter() - start) * 1000
+            row = _scored(case, result, latency)
         except Exception as exc:  # a failing case is recorded, not fatal
             errors.append({"id": case.id, "tags": list(case.tags),
                            "error": f"{type(exc).__name__}: {exc}"})
             for tag in tags:
                 tag_errors[tag] += 1
             continue
-        latency = (time.perf_counter() - start) * 1000
-        metrics = {**case_metrics(case, result), **compliance_metrics(case, result)}
-        products = ranked_products(result)
-        top = (result.get("shortlist") or [{}])[0]
-        per_case.append({"id": case.id, "tags": list(case.tags), "metrics": metrics,
-                         "latency_ms": round(latency, 1),
-                         "top": {"product_id": products[0] if products else None,
-                                 "source_supplier_id": top_source(result),
-                                 "supplier_id": (top.get("supplier") or {}).get("supplier_id")}})
+        metrics = row["metrics"]
+        per_case.append(row)
         latencies.append(latency)
         node_timings.append(result.get("timings") or {})
         for tag in tags:

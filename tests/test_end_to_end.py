@@ -82,6 +82,25 @@ def test_constraints_filter_inside_the_search_and_exclude_with_reasons(runner, d
                for reason in item["reasons"])
 
 
+def test_a_filter_nothing_passes_still_says_why_each_offer_failed(runner, demo_cases):
+    output = runner.run_file(demo_cases[0].image, "US", constraints={"max_unit_price": 0.01})
+    assert output["shortlist"] == []
+    # the products the photo matches are grouped all the same, each offer with its reason
+    assert output["excluded"]
+    assert all(any(reason.startswith("unit price") and reason.endswith("> max_unit_price 0.01")
+                   for reason in item["reasons"]) for item in output["excluded"])
+
+
+def test_an_order_below_a_suppliers_moq_excludes_that_offer(runner, demo_cases):
+    output = runner.run_file(demo_cases[0].image, "US", constraints={"quantity": 100})
+    assert output["shortlist"]
+    for item in output["shortlist"]:
+        assert item["moq"] <= 100 and item["landed_cost"]["quantity"] == 100
+    below = [reason for item in output["excluded"] for reason in item["reasons"]
+             if reason.endswith("> quantity 100")]
+    assert below, "the matched products hold offers whose MOQ is above 100"
+
+
 def test_source_factory_found_for_most_reserved_photos(runner, demo_cases):
     """The acceptance figure: the source factory is in the top 3 for >= 70% of reserved photos."""
     hits = 0

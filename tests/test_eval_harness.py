@@ -201,6 +201,17 @@ def test_every_bundled_set_passes_the_schema_check():
      "expect/hs_heading"),
     ('{"id": "a", "market": "US", "title": "t", "tags": "crop"}', "tags"),
     ('{"id": "a", "market": "US", "title": "t", "constraints": []}', "constraints"),
+    # a misspelt key would change what is scored: refused, naming the keys it could have been
+    ('{"id": "a", "market": "US", "title": "t", "constraints": {"max_mq": 5}}',
+     r"constraints: Additional properties are not allowed \('max_mq' was unexpected\); "
+     "known: max_moq"),
+    ('{"id": "a", "market": "US", "title": "t", "expect": {"required_legal_act": ["x"]}}',
+     r"expect: Additional properties .*; known: relevant_product_ids"),
+    ('{"id": "a", "market": "US", "title": "t", "constraints": {"supplier_kind": "Factory"}}',
+     "constraints/supplier_kind"),
+    ('{"id": "a", "market": "US", "title": "t", "constraints": {"min_on_time_rate": 5}}',
+     "constraints/min_on_time_rate"),
+    ("[1, 2]", "a case is a JSON object, not list"),
 ])
 def test_a_case_breaking_the_schema_is_named(tmp_path, line, message):
     from evals.sets import load_eval_set
@@ -209,3 +220,132 @@ def test_a_case_breaking_the_schema_is_named(tmp_path, line, message):
     path.write_text(line + "\n")
     with pytest.raises(ValueError, match=f"bad.jsonl:1: {message}"):
         load_eval_set(path)
+
+
+def test_an_empty_set_and_an_unknown_market_are_refused_on_load(tmp_path):
+    from agents.compliance.rules import RuleBook
+    from evals.sets import load_eval_set
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n")
+    with pytest.raises(ValueError, match="empty.jsonl: no cases"):
+        load_eval_set(empty)
+    typo = tmp_path / "typo.jsonl"
+    typo.write_text('{"id": "a", "market": "US", "title": "t"}\n'
+                    '{"id": "b", "market": "USA", "title": "t"}\n')
+    rules = RuleBook.load(Path(__file__).resolve().parents[1] / "data" / "rules" / "compliance")
+    with pytest.raises(ValueError, match="typo.jsonl:2: market: unknown market 'USA'"):
+        load_eval_set(typo, rules.market_rules)
+    assert len(load_eval_set(typo)) == 2  # without a check, another agent's markets are its own
+
+
+def _scored_cases(n=3):
+    return [EvalCase(id=f"c{i}", market="US", title="t",
+                     expect={"relevant_product_ids": ["A"], "source_supplier_id": "S1"})
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("answer, message", [
+    (None, "MalformedResult: the agent returned NoneType, not a result object"),
+    ([{"product_id": "A"}], "the agent returned list"),
+    ({"products": ["A"]}, "result.products must be a list of objects"),
+    ({"shortlist": [{"product_id": "A", "supplier": "S1"}]}, "does not follow the contract"),
+])
+def test_a_result_the_metrics_cannot_read_fails_its_case_not_the_run(answer, message):
+    good = {"products": [{"product_id": "A"}], "shortlist": []}
+    report = run_eval(_scored_cases(), lambda r: answer if r["id"] == "c1" else good,
+                      progress=False)
+    assert report["metrics"]["n"] == 2 and report["metrics"]["n_errors"] == 1
+    assert report["metrics"]["product_recall@1"] == 1.0
+    assert [error["id"] for error in report["errors"]] == ["c1"]
+    assert message in report["errors"][0]["error"]
+
+
+def test_source_factory_is_not_scored_where_a_constraint_excludes_the_source():
+    from evals.runner import case_metrics
+
+    result = {"products": [{"product_id": "A", "source": {"supplier_id": "S1"}}],
+              "shortlist": [{"product_id": "A", "supplier": {"supplier_id": "S2"}}]}
+    free = EvalCase(id="f", market="US", title="t",
+                    expect={"relevant_product_ids": ["A"], "source_supplier_id": "S1"})
+    assert case_metrics(free, result)["source_factory@1"] == 0.0
+    constrained = EvalCase(id="c", market="US", title="t", constraints={"max_moq": 5},
+                           expect={"relevant_product_ids": ["A"], "source_supplier_id": "S1",
+                                   "excluded_supplier_ids": ["S1"]})
+    metrics = case_metrics(constrained, result)
+    assert "source_factory@1" not in metrics and "source_factory@3" not in metrics
+    assert metrics["source_factory_precision@1"] == 1.0  # the product's source is still named
+    assert metrics["excluded_supplier_rate"] == 1.0
+
+
+def test_legal_act_recall_compares_names_as_compliance_recall_does():
+    from evals.runner import case_metrics
+
+    case = EvalCase(id="k", market="EU", title="kettle",
+                    expect={"required_legal_acts": ["2014/30/EU", "2014/35/EU"]})
+    result = {"compliance": {"requirements": [{"legal_act": "Directive 2014/30/EU"}]}}
+    assert case_metrics(case, result)["legal_act_recall"] == 0.5
+
+
+def test_intervals_are_given_for_rates_only():
+    cases = _scored_cases(4)
+    report = run_eval(cases, lambda r: {"products": [{"product_id": "A"}],
+                                        "grounding": {"unsupported": []}}, progress=False)
+    assert report["metrics"]["unsupported_claims"] == 0.0
+    assert "unsupported_claims" not in report["intervals"]
+    assert "product_recall@1" in report["intervals"]
+
+
+def test_an_agent_that_cannot_load_is_named_without_a_traceback(tmp_path):
+    (tmp_path / "syntax.py").write_text("def agent(request)\n    return {}\n")
+    with pytest.raises(ValueError, match=r"cannot load agent file .*syntax.py: SyntaxError: "
+                                         r".*\(line 1\)"):
+        load_agent(f"{tmp_path / 'syntax.py'}:agent")
+    (tmp_path / "needs.py").write_text("import no_such_package_xyz\n")
+    with pytest.raises(ValueError, match="ModuleNotFoundError: No module named"):
+        load_agent(f"{tmp_path / 'needs.py'}:agent")
+    (tmp_path / "init.py").write_text(
+        "class Agent:\n    def __init__(self):\n        raise RuntimeError('no model')\n")
+    with pytest.raises(ValueError, match="creating the agent .*: RuntimeError: no model"):
+        load_agent(f"{tmp_path / 'init.py'}:Agent")
+    eval_set = tmp_path / "one.jsonl"
+    eval_set.write_text('{"id": "a", "market": "US", "title": "t"}\n')
+    outcome = cli.invoke(app, ["eval", "run", "--set", str(eval_set), "--agent",
+                               f"{tmp_path / 'syntax.py'}:agent"])
+    assert outcome.exit_code == 2 and "SyntaxError" in outcome.output
+    assert "Traceback" not in outcome.output
+
+
+def test_a_run_where_every_case_fails_exits_1_and_shows_why(tmp_path):
+    (tmp_path / "refuses.py").write_text(
+        "def agent(request):\n    raise ValueError('no photo, no answer')\n")
+    eval_set = tmp_path / "two.jsonl"
+    eval_set.write_text('{"id": "a", "market": "US", "title": "t"}\n'
+                        '{"id": "b", "market": "US", "title": "u"}\n')
+    outcome = cli.invoke(app, ["eval", "run", "--set", str(eval_set), "--agent",
+                               f"{tmp_path / 'refuses.py'}:agent"])
+    assert outcome.exit_code == 1
+    assert "2 of 2 case(s) failed" in outcome.output
+    assert "a: ValueError: no photo, no answer" in outcome.output
+    assert "no case was scored" in outcome.output
+
+
+def test_compare_refuses_reports_of_different_sets(tmp_path):
+    from evals.compare import mismatch
+
+    base = {"set": "a.jsonl", "case_count": 10, "provenance": {"set_sha256": "1" * 64},
+            "metrics": {"product_recall@1": 0.8, "n": 10, "n_errors": 0}}
+    other = {**base, "set": "b.jsonl", "provenance": {"set_sha256": "2" * 64},
+             "metrics": {"product_recall@1": None, "n": 0, "n_errors": 0}}
+    assert mismatch(base, base) is None
+    assert "different eval sets" in mismatch(base, other)
+    assert "different numbers of cases" in mismatch(base, {**base, "case_count": 3,
+                                                           "provenance": {}})
+    (tmp_path / "base.json").write_text(json.dumps(base))
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    refused = cli.invoke(app, ["eval", "compare", str(tmp_path / "base.json"),
+                               str(tmp_path / "other.json")])
+    assert refused.exit_code == 2 and "different eval sets" in refused.output
+    forced = cli.invoke(app, ["eval", "compare", str(tmp_path / "base.json"),
+                              str(tmp_path / "other.json"), "--allow-different-sets"])
+    assert forced.exit_code == 0 and "warning: the reports come from different" in forced.output

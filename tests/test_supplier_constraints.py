@@ -43,10 +43,40 @@ def test_bad_constraints_are_refused():
         Constraints.from_dict({"max_mqo": 5})
     with pytest.raises(ValueError, match="max_moq: expected a number"):
         Constraints.from_dict({"max_moq": "lots"})
-    with pytest.raises(ValueError, match="negative"):
+    with pytest.raises(ValueError, match="max_unit_price: must be at least 0"):
         Constraints.from_dict({"max_unit_price": -1})
     with pytest.raises(ValueError, match="min_margin_pct: must be at most 100"):
         Constraints.from_dict({"min_margin_pct": 120})
     with pytest.raises(ValueError, match="min_margin_pct: expected a number"):
         Constraints.from_dict({"min_margin_pct": "nan"})  # would switch the constraint off
     assert Constraints.from_dict({"min_margin_pct": "25"}).min_margin_pct == 25.0
+
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"supplier_kind": "Factory"}, "supplier_kind: expected one of factory, trading_company"),
+    ({"capabilities": ["0em"]}, "capabilities: unknown '0em'; known: small_batch, oem"),
+    ({"capabilities": "oem|wizardry"}, "capabilities: unknown 'wizardry'"),
+    ({"capabilities": [1]}, "capabilities: expected a list of names"),
+    ({"min_on_time_rate": 5}, "min_on_time_rate: must be at most 1"),
+    ({"max_moq": True}, "max_moq: expected a number, got True"),
+    ({"max_moq": 0}, "max_moq: must be at least 1"),
+    ({"quantity": 0}, "quantity: must be at least 1"),
+    ({"quantity": 2.5}, "quantity: expected a whole number"),
+    ({"max_unit_price": float("inf")}, "max_unit_price: expected a number"),
+])
+def test_values_no_supplier_could_meet_are_refused_naming_the_constraint(raw, message):
+    """A value outside the catalog's vocabulary or range would end the run empty, saying
+    nothing; it is refused instead."""
+    with pytest.raises(ValueError, match=f"constraint {message}"):
+        Constraints.from_dict(raw)
+
+
+def test_an_order_below_the_moq_fails_and_bounds_the_search():
+    constraints = Constraints.from_dict({"quantity": 100})
+    assert violations(LISTING, FACTORY, constraints) == ["MOQ 200 > quantity 100"]
+    assert violations(LISTING, FACTORY, Constraints.from_dict({"quantity": 200})) == []
+    assert constraints.search_filter().max_moq == 100
+    both = Constraints.from_dict({"quantity": 300, "max_moq": 150})
+    assert both.search_filter().max_moq == 150
+    assert violations(LISTING, FACTORY, both) == ["MOQ 200 > max_moq 150"]

@@ -41,6 +41,11 @@ def supplier_match_node(state: State, runtime: Runtime[Services]) -> dict[str, A
                              embedder=services.image_embedder,
                              view_vectors=state.get("query_view_vectors"),
                              photos_of=services.photos_of)
+        if not hits and state.get("image_hits"):
+            # no listing of the catalog passes the filter: the products the photo matches are
+            # still grouped, so that their offers are listed under excluded with the reasons
+            # each fails, instead of an empty answer that says nothing
+            hits = state["image_hits"]
 
     # group listings into products (see grouping.py): product_id, else same-picture copies
     same_picture = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from data.catalog.schema import Listing, Supplier
+from data.catalog.schema import CAPABILITIES, SUPPLIER_KINDS, Listing, Supplier
 from retrieval.filters import SearchFilter
 
 
@@ -28,8 +28,11 @@ class Constraints:
     def search_filter(self) -> SearchFilter:
         """The part of the constraints the index can apply inside the search. It never drops a
         listing that passes: price is compared with the lowest tier price there, and the exact
-        per-quantity checks (``violations``) run on the candidates afterwards."""
-        return SearchFilter(supplier_kind=self.supplier_kind, max_moq=self.max_moq,
+        per-quantity checks (``violations``) run on the candidates afterwards. An order of
+        ``quantity`` pieces needs an MOQ of at most that many, so it bounds the MOQ too."""
+        moqs = [limit for limit in (self.max_moq, self.quantity) if limit is not None]
+        return SearchFilter(supplier_kind=self.supplier_kind,
+                            max_moq=min(moqs) if moqs else None,
                             max_unit_price=self.max_unit_price, capabilities=self.capabilities)
 
     @classmethod
@@ -45,32 +48,50 @@ class Constraints:
         caps = raw.get("capabilities") or ()
         if isinstance(caps, str):
             caps = tuple(part for part in caps.split("|") if part)
+        if not isinstance(caps, list | tuple) or not all(isinstance(c, str) for c in caps):
+            raise ValueError(f"constraint capabilities: expected a list of names, got {caps!r}")
+        unknown_caps = [cap for cap in caps if cap not in CAPABILITIES]
+        if unknown_caps:  # no supplier can list it: the run would end empty without a word
+            raise ValueError(f"constraint capabilities: unknown {', '.join(map(repr, unknown_caps))}"
+                             f"; known: {', '.join(CAPABILITIES)}")
+        kind = raw.get("supplier_kind")
+        if kind is not None and kind not in SUPPLIER_KINDS:
+            raise ValueError(f"constraint supplier_kind: expected one of "
+                             f"{', '.join(SUPPLIER_KINDS)}, got {kind!r}")
         return cls(
-            max_moq=_positive(raw, "max_moq", int),
+            max_moq=_positive(raw, "max_moq", int, least=1),
             max_unit_price=_positive(raw, "max_unit_price", float),
-            quantity=_positive(raw, "quantity", int),
-            supplier_kind=raw.get("supplier_kind"),
+            quantity=_positive(raw, "quantity", int, least=1),
+            supplier_kind=kind,
             capabilities=tuple(caps),
-            min_on_time_rate=_positive(raw, "min_on_time_rate", float),
+            min_on_time_rate=_positive(raw, "min_on_time_rate", float, most=1.0),
             min_margin_pct=_positive(raw, "min_margin_pct", float, most=100.0),
         )
 
 
-def _positive(raw: dict[str, Any], key: str, kind: type, most: float | None = None) -> Any:
+def _positive(raw: dict[str, Any], key: str, kind: type, least: float = 0.0,
+              most: float | None = None) -> Any:
+    """``raw[key]`` as ``kind``, between ``least`` and ``most``; ``ValueError`` naming the
+    constraint otherwise. ``True`` is not 1 and 2.5 pieces are not 2: both are refused."""
     value = raw.get(key)
     if value is None:
         return None
+    if isinstance(value, bool):
+        raise ValueError(f"constraint {key}: expected a number, got {value!r}")
     try:
-        value = kind(value)
-    except (TypeError, ValueError) as exc:
+        converted = kind(value)
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ValueError(f"constraint {key}: expected a number, got {value!r}") from exc
-    if value != value:  # NaN passes no comparison: it would switch the constraint off
-        raise ValueError(f"constraint {key}: expected a number, got {raw.get(key)!r}")
-    if value < 0:
-        raise ValueError(f"constraint {key}: must not be negative, got {value!r}")
-    if most is not None and value > most:
+    if converted != converted or converted in (float("inf"), float("-inf")):
+        # NaN passes no comparison: it would switch the constraint off
+        raise ValueError(f"constraint {key}: expected a number, got {value!r}")
+    if kind is int and float(value) != converted:
+        raise ValueError(f"constraint {key}: expected a whole number, got {value!r}")
+    if converted < least:
+        raise ValueError(f"constraint {key}: must be at least {least:g}, got {value!r}")
+    if most is not None and converted > most:
         raise ValueError(f"constraint {key}: must be at most {most:g}, got {value!r}")
-    return value
+    return converted
 
 
 def unit_price_at(listing: Listing, quantity: int | None) -> float | None:
@@ -91,11 +112,15 @@ def violations(listing: Listing, supplier: Supplier, constraints: Constraints) -
     """Why this listing fails the hard constraints (empty when it passes). Unknown values fail a
     constraint that needs them: a filter set by the seller is never waved through on a guess."""
     reasons = []
-    if constraints.max_moq is not None:
+    if constraints.max_moq is not None or constraints.quantity is not None:
         if listing.moq is None:
             reasons.append("MOQ unknown")
-        elif listing.moq > constraints.max_moq:
-            reasons.append(f"MOQ {listing.moq} > max_moq {constraints.max_moq}")
+        else:
+            if constraints.max_moq is not None and listing.moq > constraints.max_moq:
+                reasons.append(f"MOQ {listing.moq} > max_moq {constraints.max_moq}")
+            if constraints.quantity is not None and listing.moq > constraints.quantity:
+                # the supplier does not sell so few: no price or landed cost exists for them
+                reasons.append(f"MOQ {listing.moq} > quantity {constraints.quantity}")
     if constraints.max_unit_price is not None:
         price = unit_price_at(listing, constraints.quantity)
         if price is None:

@@ -27,6 +27,7 @@ from data.catalog.schema import (
     CAPABILITIES,
     LISTING_OPTIONAL,
     LISTING_REQUIRED,
+    SUPPLIER_KINDS,
     SUPPLIER_OPTIONAL,
     SUPPLIER_REQUIRED,
     Catalog,
@@ -36,7 +37,6 @@ from data.catalog.schema import (
 
 SUPPLIERS_FILE = "suppliers.csv"
 LISTINGS_FILE = "listings.csv"
-SUPPLIER_KINDS = ("factory", "trading_company")
 
 _COUNTRY = re.compile(r"[A-Z]{2}")
 _CURRENCY = re.compile(r"[A-Z]{3}")

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 SupplierKind = Literal["factory", "trading_company"]
+SUPPLIER_KINDS: tuple[str, ...] = get_args(SupplierKind)
 
 SUPPLIER_REQUIRED = ("supplier_id", "name")
 SUPPLIER_OPTIONAL = (

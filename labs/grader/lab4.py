@@ -115,8 +115,11 @@ def _interface_problems(agent: Any, cases: list[Any]) -> list[str]:
                         f"{too_big}: pass request['constraints'] on")
     try:
         agent({**request, "image": None, "title": "electric kettle"})
-    except Exception:  # refusing is what the interface asks for
+    except ValueError:  # refusing is what the interface asks for
         pass
+    except Exception as exc:  # a crash is not a refusal
+        problems.append(f"a request without a photo raised {describe(exc)}; refuse it with a "
+                        "ValueError that says why (README step 2)")
     else:
         problems.append("a request without a photo got an answer; raise ValueError instead "
                         "(the runner records it as a failed case)")
