@@ -77,6 +77,69 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
 
 
+BODY_LIMIT_BARE = "Content Too Large"  # what Starlette's body limit answers with
+
+
+def body_limit_message(limit: int) -> str:
+    """The 413 text for a body over ``limit``: it names the limit, so a client knows how far
+    to shrink the upload (Starlette's own text says only "Content Too Large")."""
+    return (f"{BODY_LIMIT_BARE}: the request body is over the limit of {limit:,} bytes "
+            "(SOURCING_MAX_BODY_BYTES)")
+
+
+class BodyLimitMessageMiddleware:
+    """Rewrites the bare text/plain 413 of Starlette's body limit into ``body_limit_message``,
+    keeping the status and content type. That answer is sent from middleware FastAPI places
+    outside the app's own (``add_middleware``), so this wraps the whole stack
+    (``SourcingAPI``); other 413s (a photo over its limits) are JSON and pass untouched."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.body = body_limit_message(limit).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        held: Message | None = None  # a text/plain 413 start, sent once its body is seen
+
+        async def send_named(message: Message) -> None:
+            nonlocal held
+            if (message["type"] == "http.response.start" and message["status"] == 413
+                    and _header(message, b"content-type").startswith(b"text/plain")):
+                held = message
+                return
+            if held is not None:
+                start, held = held, None
+                if (message["type"] == "http.response.body" and not message.get("more_body")
+                        and message.get("body", b"") == BODY_LIMIT_BARE.encode()):
+                    start = {**start, "headers": [
+                        *((k, v) for k, v in start.get("headers", [])
+                          if k.lower() != b"content-length"),
+                        (b"content-length", str(len(self.body)).encode())]}
+                    message = {**message, "body": self.body}
+                await send(start)
+            await send(message)
+
+        await self.app(scope, receive, send_named)
+
+
+def _header(message: Message, name: bytes) -> bytes:
+    return next((v for k, v in message.get("headers", []) if k.lower() == name), b"")
+
+
+class SourcingAPI(FastAPI):
+    """FastAPI whose outermost layers name the body limit in its 413 and give every answer,
+    that 413 and unexpected 500s included, a request id: both answers are produced outside
+    the middleware ``add_middleware`` installs."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        if self.max_body_size is not None:
+            stack = BodyLimitMessageMiddleware(stack, self.max_body_size)
+        return RequestIdMiddleware(stack)
+
+
 def _problem(request: Request, status: int, detail: Any,
              headers: dict[str, str] | None = None) -> JSONResponse:
     request_id = getattr(request.state, "request_id", None)
@@ -87,7 +150,11 @@ def _problem(request: Request, status: int, detail: Any,
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _problem(request, exc.status_code, exc.detail, getattr(exc, "headers", None))
+        detail = exc.detail
+        limit = getattr(request.app, "max_body_size", None)
+        if exc.status_code == 413 and detail == BODY_LIMIT_BARE and limit is not None:
+            detail = body_limit_message(limit)  # a body sent without a length, cut off
+        return _problem(request, exc.status_code, detail, getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -155,14 +222,13 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
         await to_thread.run_sync(state.queue.shutdown)  # started runs get their grace
         store.cancel_queued()
 
-    app = FastAPI(
+    app = SourcingAPI(
         title="Sourcing agent API", version="1",
         description="One product photo in, a grounded shortlist of factories out. Runs are "
                     "stored; progress streams as server-sent events. The bundled supplier "
                     "catalog is synthetic demo data.",
         lifespan=lifespan, max_body_size=settings.max_body_bytes)
     app.state.sourcing = state
-    app.add_middleware(RequestIdMiddleware)
     _install_error_handlers(app)
 
     from api.routes import catalog, compliance, health, runs, search, web

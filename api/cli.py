@@ -17,6 +17,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(help="Open sourcing agent: one product photo in, a grounded factory shortlist "
@@ -208,7 +209,8 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print the result contract as JSON"),
     constraints: str | None = typer.Option(
         None, help='Hard constraints as JSON, e.g. \'{"max_moq": 100}\''),
-    top_k: int | None = typer.Option(None, help="Shortlist size"),
+    top_k: int | None = typer.Option(None, min=1, max=50,
+                                     help="Shortlist size, 1 to 50 (as the API's top_k)"),
     title: str | None = typer.Option(None, help="Optional product title from the seller"),
     sale_price: float | None = typer.Option(
         None, help="Your sale price in USD; the margin is computed at it instead of the "
@@ -274,6 +276,9 @@ def demo_set_path() -> Path:
     return REPO_ROOT / "evals" / "sets" / "demo_reserved" / "demo_reserved.jsonl"
 
 
+EVAL_ERRORS_SHOWN = 5  # failed cases printed by `eval run`; report.json lists them all
+
+
 @eval_app.command("run")
 def eval_run(
     set_path: Path = typer.Option(None, "--set", help="Eval set (JSONL). Default: the demo "
@@ -293,11 +298,15 @@ def eval_run(
     from evals.sets import load_eval_set
 
     chosen = set_path or demo_set_path()
+    settings = _settings(catalog_dir=catalog, index_dir=index)
+    # the project's agent serves the markets it has rules for: a typo fails on its line now;
+    # another agent may serve others (a lab's own rules), so its markets are its business
+    check_market = (None if agent_spec else
+                    _load_rulebook(settings.rules_dir).market_rules)
     try:
-        cases = load_eval_set(chosen)
+        cases = load_eval_set(chosen, check_market)
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
-    settings = _settings(catalog_dir=catalog, index_dir=index)
     if agent_spec:
         try:
             agent = load_agent(agent_spec)
@@ -335,10 +344,21 @@ def eval_run(
         table.add_row(*row)
     out.print(table)
     _print_compliance_by_market(report)
-    if report["errors"]:
-        err.print(f"{len(report['errors'])} case(s) failed; see report.json")
     if out_dir:
         out.print(f"report: {out_dir / 'report.json'}, {out_dir / 'report.md'} and plots")
+    errors = report["errors"]
+    if errors:
+        shown = EVAL_ERRORS_SHOWN
+        err.print(f"{len(errors)} of {len(cases)} case(s) failed"
+                  + (f" (all listed in {out_dir / 'report.json'})" if out_dir else "") + ":")
+        for error in errors[:shown]:
+            err.print(f"  {error['id']}: {error['error']}")
+        if len(errors) > shown:
+            err.print(f"  ... and {len(errors) - shown} more"
+                      + ("" if out_dir else " (run with --out to keep them all)"))
+    if not report["metrics"]["n"]:
+        err.print("error: no case was scored")
+        raise typer.Exit(1)
 
 
 @eval_app.command("compare")
@@ -349,14 +369,25 @@ def eval_compare(
                                     help="Largest allowed move the wrong way, absolute"),
     gate_latency: bool = typer.Option(False, "--gate-latency",
                                       help="Let latency regressions fail too"),
+    any_sets: bool = typer.Option(False, "--allow-different-sets",
+                                  help="Compare reports of different eval sets (refused "
+                                       "otherwise)"),
 ) -> None:
-    """Print metric differences with their 95% intervals; exit 1 when a metric regresses."""
-    from evals.compare import compare, load_report
+    """Print metric differences with their 95% intervals; exit 1 when a metric regresses, 2
+    when the reports come from different eval sets."""
+    from evals.compare import compare, load_report, mismatch
 
     try:
-        rows = compare(load_report(base), load_report(new), tolerance, gate_latency)
+        base_report, new_report = load_report(base), load_report(new)
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
+    problem = mismatch(base_report, new_report)
+    if problem and not any_sets:
+        _fail(f"{problem}; their metrics are means over different cases. Pass "
+              "--allow-different-sets to compare them anyway.")
+    if problem:
+        err.print(f"warning: {problem}")
+    rows = compare(base_report, new_report, tolerance, gate_latency)
     table = Table(title=f"{base} -> {new} (tolerance {tolerance:g})")
     for column in ("metric", "base", "new", "diff", "base 95%", "new 95%", ""):
         table.add_column(column, justify="left" if column in ("metric", "") else "right")
@@ -637,8 +668,6 @@ def print_result(result: dict[str, Any]) -> None:
     out.print(table)
     excluded = result.get("excluded") or []
     if excluded:
-        from rich.markup import escape
-
         out.print(f"[bold]excluded[/] by the constraints: {len(excluded)} candidate(s), e.g. "
                   + escape("; ".join(f"{item['supplier_id']} ({item['listing_id']}): "
                                      f"{', '.join(item['reasons'])}" for item in excluded[:3])),
@@ -661,10 +690,15 @@ def print_result(result: dict[str, Any]) -> None:
         out.print(f"  margin at {margin['sale_price_basis']} {margin['sale_price']} USD; "
                   + (f"shipping by {mode}, as asked" if mode else
                      "shipping mode by shipment weight"))
-    if any(item.get("landed_cost") and not item["landed_cost"].get("complete")
-           for item in result["shortlist"]):
-        out.print("  * landed cost without additional duties: none in the bundled table for "
-                  "this code and origin")
+    # a cost marked * is computed but incomplete: say what it leaves out, as the result does
+    gaps = dict.fromkeys(gap for item in result["shortlist"]
+                         if (item.get("landed_cost") or {}).get("unit_cost") is not None
+                         and not item["landed_cost"].get("complete")
+                         for gap in item["landed_cost"].get("missing") or ["incomplete"])
+    if gaps:
+        out.print("  * landed cost incomplete: " + escape("; ".join(gaps)), highlight=False)
+    for warning in result.get("warnings") or []:  # e.g. a sale price that could not be used
+        out.print(f"  [yellow]warning[/]: {escape(warning)}", highlight=False)
     requirements = result["compliance"].get("requirements") or []
     out.print(f"[bold]compliance[/] {result['compliance'].get('market')}: "
               f"{len(requirements)} requirement(s): "

@@ -3,13 +3,16 @@ surviving a restart, runs cut short by a crash marked failed, search, compliance
 
 from __future__ import annotations
 
+import io
 import json
 import re
 
 import jsonschema
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
+from agents.shortlist.node import DEFAULT_WEIGHTS, MAX_WEIGHT
 from api.app import create_app
 from api.store import INTERRUPTED, RunStore
 from tests.api_support import QUERY_PHOTO, QUERY_SUPPLIER
@@ -126,7 +129,7 @@ def test_delete_removes_a_run(client):
 @pytest.mark.parametrize("field,value,needle", [
     ("market", "XX", "unknown market"),
     ("constraints", "{not json", "not valid JSON"),
-    ("constraints", '{"max_moq": -3}', "must not be negative"),
+    ("constraints", '{"max_moq": -3}', "max_moq: must be at least 1"),
     ("constraints", '{"colour": "red"}', "unknown constraint"),
     ("weights", '{"visual": "high"}', "non-negative number"),
 ])
@@ -169,6 +172,63 @@ def test_a_run_at_the_sellers_price_and_shipping_mode(client):
                                     f"{position['listings_cheaper']} of the {position['n']} ")
     stored = client.get(response.headers["location"]).json()["request"]
     assert (stored["sale_price"], stored["shipping_mode"]) == (30.0, "sea")
+    assert not any("not used" in warning for warning in result["warnings"])  # it was used
+
+
+def _stored_run_ids(client) -> list[str]:
+    return [item["id"] for item in client.get("/v1/runs", params={"limit": 100}).json()["items"]]
+
+
+@pytest.mark.parametrize("weights,needle", [
+    (json.dumps({name: 0 for name in DEFAULT_WEIGHTS}), "weights: all are zero"),
+    ('{"visual": 1e308, "price": 1e308}', f"weights.visual: must be at most {MAX_WEIGHT:g}"),
+    ('{"price": 1' + "0" * 400 + "}", f"weights.price: must be at most {MAX_WEIGHT:g}"),
+    ('{"visual": 1e999}', "weights.visual: expected a non-negative number"),
+])
+def test_weights_the_shortlist_cannot_rank_by_are_422_and_store_no_run(client, weights, needle):
+    """Refused at request time, not left to fail inside the graph as a stored failed run."""
+    before = _stored_run_ids(client)
+    response = client.post("/v1/runs", files={"image": ("q.jpg", QUERY_PHOTO.read_bytes())},
+                           data={"market": "US", "weights": weights})
+    assert response.status_code == 422, response.text
+    assert needle in response.json()["detail"]
+    assert _stored_run_ids(client) == before
+
+
+def test_a_sale_price_unused_in_a_market_without_data_is_warned_about(client):
+    response = client.post("/v1/runs", files={"image": ("q.jpg", QUERY_PHOTO.read_bytes())},
+                           data={"market": "EU", "sale_price": "30"})
+    assert response.status_code == 200, response.text
+    result = response.json()
+    jsonschema.validate(result, SCHEMA)
+    assert result["request"]["sale_price"] == 30.0
+    assert result["shortlist"] and not any(item["margin"] for item in result["shortlist"])
+    [warning] = [w for w in result["warnings"] if w.startswith("sale_price 30.0 USD not used")]
+    assert "no shortlisted candidate has a landed cost in EU, so no margin" in warning
+    assert "no tariff data for EU" in warning
+
+
+def _png(size: tuple[int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (200, 30, 30)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("size", [(2000, 1), (1, 2000), (3000, 3)])
+def test_a_very_wide_or_tall_photo_is_searched_not_a_server_error(client, size):
+    response = client.post("/v1/search/image", files={"image": ("strip.png", _png(size))},
+                           data={"k": "3"})
+    assert response.status_code == 200, response.text
+    assert len(response.json()["hits"]) == 3
+
+
+def test_a_run_on_a_one_pixel_strip_succeeds(client):
+    response = client.post("/v1/runs", files={"image": ("strip.png", _png((2000, 1)))},
+                           data={"market": "US"})
+    assert response.status_code == 200, response.text
+    result = response.json()
+    jsonschema.validate(result, SCHEMA)
+    assert result["shortlist"]
 
 
 @pytest.mark.parametrize("field,value", [

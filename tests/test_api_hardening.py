@@ -67,9 +67,25 @@ def post_photo(client, data: bytes, name: str = "photo.jpg", path: str = "/v1/ru
 
 
 @pytest.mark.parametrize("path", ["/v1/runs", "/v1/search/image"])
-def test_oversized_body_is_413(client, settings, path):
+def test_oversized_body_is_413_naming_the_limit(client, settings, path):
     response = post_photo(client, b"\xff\xd8\xff" + b"\0" * settings.max_body_bytes, path=path)
-    assert response.status_code == 413 and "Content Too Large" in response.text
+    assert response.status_code == 413
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.text == (f"Content Too Large: the request body is over the limit of "
+                             f"{settings.max_body_bytes:,} bytes (SOURCING_MAX_BODY_BYTES)")
+    assert int(response.headers["content-length"]) == len(response.content)
+    assert response.headers["x-request-id"]
+
+
+def test_oversized_body_sent_without_a_length_is_413_naming_the_limit(client, settings):
+    def chunks():  # a chunked body: no declared length, cut off once over the limit
+        for _ in range(3):
+            yield b" " * settings.max_body_bytes
+
+    response = client.post("/v1/search/text", content=chunks(),
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert f"over the limit of {settings.max_body_bytes:,} bytes" in response.json()["detail"]
 
 
 def test_oversized_body_is_refused_before_it_is_read(demo_services, settings):

@@ -97,6 +97,10 @@ def test_run_refuses_bad_market_image_price_and_constraints(demo_settings, demo_
                             (["--sale-price", "nan"], "sale_price: must be above 0"),
                             (["--shipping-mode", "boat"], "expected one of express, air, sea"),
                             (["--constraints", "[1]"], "must be a JSON object"),
-                            (["--constraints", '{"colour": "red"}'], "unknown constraint")):
+                            (["--constraints", '{"colour": "red"}'], "unknown constraint"),
+                            # the API's bounds for top_k: 1 to 50
+                            (["--top-k", "-3"], "Invalid value for '--top-k'"),
+                            (["--top-k", "0"], "Invalid value for '--top-k'"),
+                            (["--top-k", "51"], "Invalid value for '--top-k'")):
         refused = cli.invoke(app, ["run", photo, *options], env=env)
         assert refused.exit_code == 2 and needle in refused.output, (options, refused.output)

@@ -221,3 +221,32 @@ def test_pricing_checks_pass_good_values_and_none():
         "express", "air", "sea", None]
     with pytest.raises(ValueError, match="shipping_mode: expected one of express, air, sea"):
         checked_shipping_mode("boat")
+
+
+def test_a_sale_price_no_candidate_could_use_is_warned_about(trade):
+    """In a market without tariff, fee or marketplace data the seller's price gives no margin;
+    the result says so instead of only echoing the price."""
+    from agents.shortlist.node import _unused_pricing
+
+    eu_cost, eu_margin = landed_cost(trade, {}, market="EU", listing=tee(), supplier=FACTORY,
+                                     hs_code="610910", quantity=500, sale_price=30.0,
+                                     sale_price_id="request:pricing:sale_price",
+                                     sale_price_basis=SELLER_PRICE_BASIS, mode="sea")
+    assert eu_margin is None
+    eu = [{"landed_cost": eu_cost, "margin": eu_margin}]
+    state = {"market": "EU", "sale_price": 30.0, "shipping_mode": "sea"}
+    [warning] = _unused_pricing(state, eu)
+    assert warning.startswith("sale_price 30.0 USD and shipping_mode sea not used: no "
+                              "shortlisted candidate has a landed cost in EU, so no margin")
+    assert "no tariff data for EU: duty unknown (not guessed)" in warning
+    assert _unused_pricing({**state, "shipping_mode": None}, eu)[0].startswith(
+        "sale_price 30.0 USD not used:")
+    us_cost, us_margin = landed_cost(trade, {}, market="US", listing=tee(), supplier=FACTORY,
+                                     hs_code="610910", quantity=500, sale_price=30.0,
+                                     sale_price_id="request:pricing:sale_price",
+                                     sale_price_basis=SELLER_PRICE_BASIS)
+    assert us_margin is not None  # one candidate with a margin used the price: no warning
+    assert _unused_pricing({**state, "market": "US"},
+                           [*eu, {"landed_cost": us_cost, "margin": us_margin}]) == []
+    assert _unused_pricing({"market": "EU"}, eu) == []  # no price given, nothing unused
+    assert _unused_pricing(state, []) == []  # nothing shortlisted: the exclusions say why

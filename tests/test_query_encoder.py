@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from api.app import create_app
-from retrieval.embedders.descriptor import WORK_SIDE, DescriptorEmbedder
+from retrieval.embedders.descriptor import WORK_SIDE, DescriptorEmbedder, working_rgb
 from retrieval.images import ImageDecodeError, decode_image
 from retrieval.query import DRAFT_SIDE, EncodedQuery, QueryEncoder
 from retrieval.rerank import SIDE as RERANK_SIDE
@@ -57,6 +57,21 @@ def test_no_views_for_a_tiny_photo_or_when_turned_off(embedder):
     assert tiny.vectors.shape == (1, embedder.dim) and tiny.view_vectors.shape[0] == 0
     whole_only = QueryEncoder(embedder, views=()).encode(QUERY_PHOTO.read_bytes())
     assert whole_only.vectors.shape == (1, embedder.dim)
+
+
+@pytest.mark.parametrize("size", [(2000, 1), (1, 2000), (3000, 3), (10_000, 3)])
+def test_a_very_wide_or_tall_photo_is_encoded_by_its_colours(embedder, size):
+    """A side that rounds to 0 px when the photo is shrunk used to crash OpenCV's resize; the
+    strip is searched, and still looks like its colour rather than like the white padding."""
+    assert working_rgb(Image.new("RGB", size)).shape[:2] == tuple(
+        max(1, round(side * WORK_SIDE / max(size))) for side in size[::-1])
+    query = QueryEncoder(embedder).encode(Image.new("RGB", size, (200, 30, 30)))
+    assert query.vectors.shape == (1, embedder.dim)  # too thin for views or a cut-out
+    assert np.isfinite(query.vectors).all()
+    assert np.linalg.norm(query.vector) == pytest.approx(1.0, abs=1e-5)
+    red, blue = embedder.embed_images([Image.new("RGB", (600, 40), (200, 30, 30)),
+                                       Image.new("RGB", (600, 40), (30, 30, 200))])
+    assert float(query.vector @ red) > float(query.vector @ blue) + 0.1
 
 
 def test_draft_never_goes_below_what_the_embedder_views_and_reranker_need():

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from agents.shortlist.node import DEFAULT_WEIGHTS, cross_border_parts, resolve_weights
+from agents.shortlist.node import (
+    DEFAULT_WEIGHTS,
+    MAX_WEIGHT,
+    _shortlist_size,
+    cross_border_parts,
+    resolve_weights,
+)
 from agents.supplier_match.tools import Constraints, unit_price_at
 from data.catalog.schema import Supplier
 
@@ -25,6 +31,28 @@ def test_bad_weights_are_refused_by_name():
         resolve_weights({"price": -1})
     with pytest.raises(ValueError, match="weight price: expected a number"):
         resolve_weights({"price": "high"})
+
+
+def test_weights_that_cannot_rank_are_refused():
+    """All zero leaves nothing to rank by; an infinite or huge weight overflows the sum and
+    normalises every weight to 0 or NaN."""
+    with pytest.raises(ValueError, match="weights: all are zero"):
+        resolve_weights(dict.fromkeys(DEFAULT_WEIGHTS, 0))
+    with pytest.raises(ValueError, match="weight visual: must be a finite number"):
+        resolve_weights({"visual": float("inf")})
+    with pytest.raises(ValueError, match="weight visual: must be a finite number"):
+        resolve_weights({"visual": "nan"})
+    with pytest.raises(ValueError, match=f"weight visual: must be at most {MAX_WEIGHT:g}"):
+        resolve_weights({"visual": 1e308, "price": 1e308})
+    weights = resolve_weights({**dict.fromkeys(DEFAULT_WEIGHTS, 0), "visual": MAX_WEIGHT,
+                               "price": 1e-9})
+    assert weights["visual"] == pytest.approx(1.0) and sum(weights.values()) == pytest.approx(1)
+
+
+@pytest.mark.parametrize("top_k,size", [(3, 3), (0, 5), (-3, 5), (True, 5), ("4", 5),
+                                        (None, 5)])
+def test_the_shortlist_size_is_top_k_only_when_positive(top_k, size):
+    assert _shortlist_size(top_k, 5) == size
 
 
 def test_cross_border_readiness_counts_only_stated_facts():

@@ -110,3 +110,24 @@ def test_when_no_supplier_passes_the_page_says_why(browser, base_url):
     text = note.inner_text()
     assert "No supplier passed the constraints." in text
     assert "< min_margin_pct 50" in text, text
+
+
+def test_an_incomplete_landed_cost_and_margin_name_what_is_missing(browser, base_url):
+    """The card quotes the result's ``missing`` items, whatever they are, for the cost and for
+    the margin computed from it (no demo run has such a cost, so the card's cost lines are
+    rendered from a result item here)."""
+    page = browser.new_page()
+    page.goto(base_url + "/")
+    gap = "the bundled additional-duty table holds no row for 851679 from CN"
+    incomplete, complete = page.evaluate("""(gap) => [false, true].map((complete) => {
+        const node = facts(costBlock({
+            landed_cost: {unit_cost: 21.4, currency: "USD", quantity: 300,
+                          freight: {mode: "sea"}, complete, missing: complete ? [] : [gap]},
+            margin: {per_unit: 18.59, pct: 46.5, sale_price: 39.99,
+                     sale_price_basis: "the market median price", complete}}));
+        document.body.append(node);
+        return node.innerText;
+    })""", gap)
+    assert incomplete.count(f"(incomplete: {gap})") == 2, incomplete  # the cost and the margin
+    assert "without additional duties" not in incomplete
+    assert "by sea" in complete and "incomplete" not in complete, complete

@@ -30,13 +30,17 @@ DEFAULT_WEIGHTS = {
     "source": 0.14,
     "compliance": 0.05,
 }
+# the largest weight a request may give one criterion: weights are relative (normalised to sum
+# 1), so this leaves a ratio of any size in reach while the sum of eight stays finite
+MAX_WEIGHT = 1000.0
 EU_MEMBERS = frozenset("AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO "
                        "SE SI SK".split())
 
 
 def resolve_weights(requested: dict[str, float] | None) -> dict[str, float]:
-    """The default weights overridden by the request, normalised to sum 1. An unknown criterion
-    or a negative weight is refused with the known names."""
+    """The default weights overridden by the request, normalised to sum 1. An unknown criterion,
+    a weight that is negative, not finite or over ``MAX_WEIGHT``, or weights that are all zero
+    are refused (``ValueError`` naming the problem): each would leave the ranking undefined."""
     requested = dict(requested or {})
     unknown = set(requested) - set(DEFAULT_WEIGHTS)
     if unknown:
@@ -48,11 +52,16 @@ def resolve_weights(requested: dict[str, float] | None) -> dict[str, float]:
             weights[name] = float(value)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"weight {name}: expected a number, got {value!r}") from exc
+        if not math.isfinite(weights[name]):
+            raise ValueError(f"weight {name}: must be a finite number, got {value!r}")
         if weights[name] < 0:
             raise ValueError(f"weight {name}: must not be negative, got {value!r}")
+        if weights[name] > MAX_WEIGHT:
+            raise ValueError(f"weight {name}: must be at most {MAX_WEIGHT:g}, got {value!r} "
+                             "(weights are relative: only their ratios matter)")
     total = sum(weights.values())
     if total <= 0:
-        raise ValueError("weights: at least one must be positive")
+        raise ValueError("weights: all are zero; at least one must be positive")
     return {name: round(value / total, 6) for name, value in weights.items()}
 
 
@@ -326,6 +335,39 @@ def _compliance_claims(compliance: dict[str, Any]) -> list[dict[str, Any]]:
     return claims
 
 
+UNUSED_GAPS_SHOWN = 4  # landed-cost gaps quoted in the unused sale price warning
+
+
+def _unused_pricing(state: State, shortlist: list[dict[str, Any]]) -> list[str]:
+    """A warning when the seller gave a sale price but no shortlisted candidate got a margin
+    (a market without tariff, fee or marketplace data): the request echoes the price, so
+    without it nothing tells the seller that the price was not used. The shipping mode is
+    named too when no candidate got a landed cost to ship by it."""
+    given = state.get("sale_price")
+    if given is None or not shortlist or any(item["margin"] for item in shortlist):
+        return []
+    unused = f"sale_price {_fmt(float(given))} {COST_CURRENCY}"
+    mode = state.get("shipping_mode")
+    if mode is not None and not any(item["landed_cost"].get("unit_cost") is not None
+                                    for item in shortlist):
+        unused += f" and shipping_mode {mode}"
+    gaps = list(dict.fromkeys(gap for item in shortlist
+                              for gap in item["landed_cost"].get("missing") or []))
+    shown = "; ".join(gaps[:UNUSED_GAPS_SHOWN]) + ("; ..." if len(gaps) > UNUSED_GAPS_SHOWN
+                                                  else "")
+    return [f"{unused} not used: no shortlisted candidate has a landed cost in "
+            f"{state.get('market') or 'this market'}, so no margin was computed"
+            + (f" ({shown})" if shown else "")]
+
+
+def _shortlist_size(top_k: Any, default: int) -> int:
+    """``top_k`` when it is a positive whole number, else the services' default: a zero or
+    negative size (which the API and the CLI refuse) would silently give an empty shortlist."""
+    if isinstance(top_k, int) and not isinstance(top_k, bool) and top_k > 0:
+        return top_k
+    return default
+
+
 def shortlist_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
     services = runtime.context
     catalog = services.catalog
@@ -358,7 +400,7 @@ def shortlist_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
     scored.sort(key=lambda item: (-item[0], item[1]["listing_id"]))
 
     shortlist, claims = [], []
-    size = state.get("top_k") or services.shortlist_size
+    size = _shortlist_size(state.get("top_k"), services.shortlist_size)
     product = state.get("product") or {}
     sale_price, sale_id, sale_basis, no_sale_price = _sale_price(state, market, evidence)
     mode = state.get("shipping_mode")
@@ -438,7 +480,7 @@ def shortlist_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
         "claims": kept,
         "evidence": evidence,
         "grounding": grounding,
-        "warnings": list(state.get("warnings") or []),
+        "warnings": [*(state.get("warnings") or []), *_unused_pricing(state, shortlist)],
         "meta": {"embedder": services.image_embedder.name, "index_size": len(services.index),
                  "generated_at": services.clock().isoformat(timespec="seconds")},
     }

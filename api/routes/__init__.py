@@ -8,8 +8,8 @@ COMMON_ERRORS: dict[int | str, dict] = {
     401: {"model": Problem, "description": "API key missing (when SOURCING_API_KEYS is set)"},
     403: {"model": Problem, "description": "API key not valid"},
     413: {"model": Problem, "description": "Request body over the size limit (answered as "
-                                           "text/plain from the declared length, before the "
-                                           "body is read)",
+                                           "text/plain naming the limit in bytes, from the "
+                                           "declared length, before the body is read)",
           "content": {"text/plain": {"schema": {"type": "string"}}}},
     422: {"model": Problem, "description": "Invalid input; `detail` says which and why"},
     429: {"model": Problem, "description": "Rate limit exceeded; see the Retry-After header"},

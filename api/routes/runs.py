@@ -42,6 +42,9 @@ def parse_json_object(raw: str | None, field: str) -> dict[str, Any]:
 
 
 def check_weights(raw: dict[str, Any]) -> dict[str, float] | None:
+    """The request's weights, refused with 422 when the shortlist could not rank by them
+    (unknown criterion, not a number, negative, not finite, over ``MAX_WEIGHT``, all zero):
+    checked here so that a bad request is never stored as a failed run."""
     if not raw:
         return None
     from agents.shortlist import node as shortlist
@@ -52,11 +55,20 @@ def check_weights(raw: dict[str, Any]) -> dict[str, float] | None:
         if known is not None and name not in known:
             raise HTTPException(422, f"weights: unknown criterion {name!r}; known: "
                                      f"{', '.join(known)}")
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
-                value) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, int | float) or (
+                isinstance(value, float) and not math.isfinite(value)) or value < 0:
             raise HTTPException(422, f"weights.{name}: expected a non-negative number, "
                                      f"got {value!r}")
+        if value > shortlist.MAX_WEIGHT:  # compared exactly: a huge JSON integer cannot overflow
+            shown = repr(value) if len(repr(value)) <= 24 else f"{repr(value)[:20]}..."
+            raise HTTPException(422, f"weights.{name}: must be at most "
+                                     f"{shortlist.MAX_WEIGHT:g}, got {shown} (weights are "
+                                     "relative: only their ratios matter)")
         weights[name] = float(value)
+    try:  # the shortlist's own rules (bounds, not all zero), so both sides agree
+        shortlist.resolve_weights(weights)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
     return weights
 
 

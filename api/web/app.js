@@ -173,22 +173,30 @@ function gapsList(compliance) {
     Array.isArray(g.needs) && g.needs.length ? ` (needs ${g.needs.join(", ")})` : "")));
 }
 
+// what the landed cost leaves out, as the result names it (e.g. no additional-duty row)
+function incompleteNote(lc) {
+  const missing = Array.isArray(lc.missing) ? lc.missing.filter(has).join("; ") : "";
+  return el("span", { class: "muted", text: missing ? ` (incomplete: ${missing})` : " (incomplete)" });
+}
+
 function costBlock(item) {
   const lc = item.landed_cost || {}, mg = item.margin;
   const parts = [];
   if (num(lc.unit_cost) !== null) {
     const mode = lc.freight && lc.freight.mode;
-    parts.push(["Landed cost", `${money(lc.unit_cost, lc.currency)} a unit`
-      + (has(lc.quantity) ? ` at ${lc.quantity} pieces` : "") + (mode ? `, by ${mode}` : "")
-      + (lc.complete === false ? " (without additional duties)" : "")]);
+    parts.push(["Landed cost", [`${money(lc.unit_cost, lc.currency)} a unit`
+      + (has(lc.quantity) ? ` at ${lc.quantity} pieces` : "") + (mode ? `, by ${mode}` : ""),
+      lc.complete === false ? incompleteNote(lc) : null]]);
   } else {
     const missing = Array.isArray(lc.missing) ? lc.missing.join("; ") : "";
     parts.push(["Landed cost", el("span", { class: "muted", text: missing ? `unknown: ${missing}` : "not computed" })]);
   }
   if (mg && num(mg.per_unit) !== null) {
-    parts.push(["Margin", `${money(mg.per_unit, "USD")} a unit`
+    // the margin is computed from the landed cost, so it misses what the cost misses
+    parts.push(["Margin", [`${money(mg.per_unit, "USD")} a unit`
       + (num(mg.pct, 1) !== null ? ` (${num(mg.pct, 1)}\u00a0%)` : "")
-      + (num(mg.sale_price) !== null ? ` at ${mg.sale_price_basis || "the sale price"} ${money(mg.sale_price, "USD")}` : "")]);
+      + (num(mg.sale_price) !== null ? ` at ${mg.sale_price_basis || "the sale price"} ${money(mg.sale_price, "USD")}` : ""),
+      mg.complete === false ? incompleteNote(lc) : null]]);
   }
   return parts;
 }

@@ -162,6 +162,15 @@ def _square_crop(rgb: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndar
     rgb, mask = rgb[y0:y1, x0:x1], mask[y0:y1, x0:x1]
     h, w = mask.shape
     side = max(h, w)
+    # shrunk to SIZE, a strip thinner than two output pixels (a 2000 x 1 photo) would blur
+    # into the white padding; thickened to that, it keeps its colours (no usual photo is this
+    # thin, and photos smaller than SIZE are enlarged, not shrunk)
+    thin = 2 * -(-side // SIZE)
+    if side > SIZE and min(h, w) < thin:
+        size = (w, thin) if h < thin else (thin, h)  # OpenCV sizes are (width, height)
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_NEAREST)
+        mask = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+        h, w = mask.shape
     top, left = (side - h) // 2, (side - w) // 2
     canvas = np.full((side, side, 3), 255, dtype=np.uint8)
     canvas[top:top + h, left:left + w] = rgb
@@ -258,11 +267,22 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
 
 
 def working_rgb(image: Image.Image) -> np.ndarray:
-    """The photo's RGB pixels shrunk so the longer side is at most ``WORK_SIDE`` px."""
+    """The photo's RGB pixels shrunk so the longer side is at most ``WORK_SIDE`` px.
+
+    Each side is kept at least 1 px: a very wide or tall photo (2000 x 1) would otherwise round
+    its short side to 0 and OpenCV refuses an empty size. Other photos keep the scale-factor
+    call, whose pixels (and so the vectors of indexes already built) differ from a call given
+    an explicit size.
+    """
     rgb = _to_rgb(image)
-    scale = WORK_SIDE / max(rgb.shape[:2])
+    height, width = rgb.shape[:2]
+    scale = WORK_SIDE / max(height, width)
     if scale < 1:
-        rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        if round(height * scale) >= 1 and round(width * scale) >= 1:
+            rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        else:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     return rgb
 
 
