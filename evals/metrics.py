@@ -15,12 +15,15 @@ agent's own code:
 ``groundedness`` (every case with claims): supported claims / all claims, the model's included.
 ``price_band_error`` (cases whose result names a marketplace category): relative error of the
     reported median price against the median recomputed here from the marketplace table
-    (``data/market/amazon_us_2023`` for the US).
+    (``data/market/amazon_us_2023`` for the US, and every table ``SOURCING_MARKET_DIRS`` names,
+    each for the market its ``market.json`` states).
 """
 
 from __future__ import annotations
 
 import csv
+import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,24 @@ from evals.sets import EvalCase
 
 MARKET_TABLES = {"US": Path(__file__).resolve().parents[1] / "data" / "market" / "amazon_us_2023"
                  / "amazon_products.csv"}
+
+
+@lru_cache(maxsize=4)
+def market_tables(dirs: str | None = None) -> dict[str, Path]:
+    """Market code -> listings file: the bundled table and those of ``dirs`` (the value of
+    ``SOURCING_MARKET_DIRS``: folders separated by ``os.pathsep``, each with a ``market.json``
+    naming its market). Read from the data, not from the agent's code; a folder without a
+    readable ``market.json`` is skipped (the agent refuses it at start-up)."""
+    tables = dict(MARKET_TABLES)
+    for folder in (dirs or "").split(os.pathsep):
+        if not folder.strip():
+            continue
+        try:
+            about = json.loads((Path(folder) / "market.json").read_text(encoding="utf-8"))
+            tables[str(about["market"]).strip().upper()] = Path(folder) / "amazon_products.csv"
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return tables
 
 
 @lru_cache(maxsize=4)
@@ -95,7 +116,8 @@ def extra_metrics(case: EvalCase, result: dict[str, Any]) -> dict[str, float]:
     market = result.get("market") or {}
     category = (market.get("category") or {}).get("category_id")
     reported = (market.get("price_band") or {}).get("median")
-    table = MARKET_TABLES.get(str(market.get("market") or "").upper())
+    table = market_tables(os.environ.get("SOURCING_MARKET_DIRS")).get(
+        str(market.get("market") or "").upper())
     if category is not None and reported is not None and table is not None and table.is_file():
         prices = _prices_by_category(table).get(str(category))
         if prices:

@@ -188,3 +188,18 @@ def test_the_command_line_names_a_bad_table_before_anything_heavy_loads(
     assert outcome.exit_code == 2, outcome.output
     assert f"{folder / 'market.json'}: missing" in outcome.output
     assert "Traceback" not in outcome.output
+
+
+def test_the_evaluator_recomputes_the_median_from_a_loaded_table(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from evals.metrics import extra_metrics
+    from evals.sets import EvalCase
+
+    folder = write_table(tmp_path / "amazon_uk")
+    monkeypatch.setenv("SOURCING_MARKET_DIRS", f"{US_TABLE}{os.pathsep}{folder}")
+    result = {"market": {"market": "UK", "category": {"category_id": 1},
+                         "price_band": {"median": 18.0 * 1.1, "currency": "GBP"}}}
+    case = EvalCase(id="uk", market="UK", title="hoodie")
+    assert extra_metrics(case, result)["price_band_error"] == pytest.approx(0.1)
+    monkeypatch.delenv("SOURCING_MARKET_DIRS")  # without the setting, no UK table is known
+    assert "price_band_error" not in extra_metrics(case, result)
