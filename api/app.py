@@ -174,10 +174,13 @@ def _load_services(state: AppState, settings: Settings) -> None:
     """Build the real services and warm them up (in a thread: start-up stays quick)."""
     from agents.graph import build_graph
     from agents.run import SourcingRunner
-    from api.services import build_services
+    from api.services import build_services, may_build_missing_index
 
     try:
-        services = build_services(settings, build_index_if_missing=True, progress=False)
+        # a missing index is built only for the default demo setup; anywhere else readyz says
+        # where it is missing and how to build it
+        services = build_services(settings, progress=False,
+                                  build_index_if_missing=may_build_missing_index(settings))
         SourcingRunner(services, graph=state.graph or build_graph()).warm_up()
     except Exception as exc:  # readyz reports it; the process keeps answering
         log.exception("loading services failed")
@@ -199,12 +202,25 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
+def _settings_or_exit() -> Settings:
+    """The settings from the environment, or exit with one line per bad variable: uvicorn
+    would otherwise print a long pydantic traceback that names the Python field only."""
+    from pydantic import ValidationError
+
+    from api.settings import settings_error_message
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        raise SystemExit(f"error: invalid settings:\n{settings_error_message(exc)}") from None
+
+
 def create_app(services: Services | None = None, settings: Settings | None = None,
                graph: Any = None) -> FastAPI:
     """The app. ``services`` ready-made (tests) or ``None`` to load them from ``settings``."""
     from agents.graph import build_graph
 
-    settings = settings or get_settings()
+    settings = settings or _settings_or_exit()
     store = RunStore(settings.runs_db)
     if store.recovered:
         log.warning("%d run(s) interrupted by a previous stop marked failed: %s",

@@ -41,28 +41,46 @@ DEMO_CASES = ("demo-mh03-back", "demo-wj01-back", "demo-steam-iron-main")
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    # escaped: a message quoting a value such as "[x]" must not be read as rich markup
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
     raise typer.Exit(code)
 
 
-def _settings(**overrides: Any):
-    from api.settings import Settings
+# settings the commands take as options: a bad value given there is named by its option
+SETTING_OPTIONS = {"catalog_dir": "--catalog", "embedder": "--embedder",
+                   "index_backend": "--backend", "index_type": "--index-type"}
 
+
+def _settings(**overrides: Any):
+    from pydantic import ValidationError
+
+    from api.settings import Settings, settings_error_message
+
+    given = {key: value for key, value in overrides.items() if value is not None}
     try:
-        return Settings(**{key: value for key, value in overrides.items() if value is not None})
-    except Exception as exc:  # pydantic's message names the variable
+        return Settings(**given)
+    except ValidationError as exc:  # one line per problem, naming the variable or option
+        _fail(settings_error_message(exc, {key: option for key, option in SETTING_OPTIONS.items()
+                                           if key in given}))
+    except Exception as exc:  # e.g. pydantic-settings' own parse errors, which name the variable
         _fail(str(exc))
 
 
 def _runner(settings, build_if_missing: bool = False, warm: bool = True, rulebook=None):
+    """The runner on real services; every problem with the rules, market tables, catalog,
+    index or data files is one ``error:`` line and exit 2. ``build_if_missing``: the command may build a
+    missing index, which it does only for the default demo setup (``may_build_missing_index``);
+    elsewhere a missing index is refused with the command that builds it."""
     from agents.market.tools import MarketTableError
     from agents.run import SourcingRunner
-    from api.services import build_services
+    from api.services import build_services, may_build_missing_index
     from data.catalog.importer import CatalogError
-    from retrieval.index import IndexMismatchError, IndexNotFoundError
+    from retrieval.index import IndexMismatchError, IndexNotFoundError, IndexUnavailableError
 
+    rulebook = rulebook or _load_rulebook(settings.rules_dir)
+    build = build_if_missing and may_build_missing_index(settings)
     try:
-        runner = SourcingRunner(build_services(settings, build_index_if_missing=build_if_missing,
+        runner = SourcingRunner(build_services(settings, build_index_if_missing=build,
                                                rulebook=rulebook))
         if warm:
             runner.warm_up()
@@ -71,8 +89,12 @@ def _runner(settings, build_if_missing: bool = False, warm: bool = True, ruleboo
         _fail(f"catalog {settings.catalog_dir} has problems:\n{exc}")
     except MarketTableError as exc:
         _fail(str(exc))
-    except (IndexNotFoundError, IndexMismatchError) as exc:
+    except (IndexNotFoundError, IndexMismatchError, IndexUnavailableError) as exc:
         _fail(str(exc))
+    except FileNotFoundError as exc:  # e.g. the trade tables under SOURCING_DATA_DIR
+        missing = Path(exc.filename or "")
+        where = (" (SOURCING_DATA_DIR)" if missing.is_relative_to(settings.data_dir) else "")
+        _fail(f"file not found: {exc.filename or exc}{where}")
 
 
 def _checked_inputs(settings, image: Path, market: str):
@@ -131,6 +153,7 @@ def index_build(
     the new one is complete), then the re-ranker's photo features beside it."""
     from api.services import build_catalog_index, make_image_embedder
     from retrieval.images import ImageDecodeError
+    from retrieval.index import IndexUnavailableError
 
     settings = _settings(catalog_dir=catalog, index_dir=out_dir, embedder=embedder,
                          index_backend=backend, index_type=index_type)
@@ -139,6 +162,8 @@ def index_build(
     try:
         index = build_catalog_index(settings, loaded, image_embedder)
     except ImageDecodeError as exc:
+        _fail(f"{exc}; the index was not written")
+    except IndexUnavailableError as exc:
         _fail(f"{exc}; the index was not written")
     out.print(f"indexed {len(index)} photos of {len(loaded.listings)} listings from "
               f"{len(loaded.suppliers)} suppliers with {image_embedder.name} "
@@ -178,7 +203,12 @@ def index_update(
     from api.services import make_image_embedder
     from retrieval.build import embedder_version, update_index
     from retrieval.images import ImageDecodeError
-    from retrieval.index import IndexMismatchError, IndexNotFoundError, open_index
+    from retrieval.index import (
+        IndexMismatchError,
+        IndexNotFoundError,
+        IndexUnavailableError,
+        open_index,
+    )
 
     settings = _settings(catalog_dir=catalog, index_dir=out_dir)
     loaded = _load_catalog_or_fail(settings, "the index was not changed")
@@ -192,6 +222,8 @@ def index_update(
         index.save(settings.index_dir)
     except (IndexNotFoundError, IndexMismatchError) as exc:
         _fail(str(exc))
+    except IndexUnavailableError as exc:
+        _fail(f"{exc}; the index was not changed")
     except ImageDecodeError as exc:
         _fail(f"{exc}; the index was not changed")
     out.print(f"updated {settings.index_dir}: {len(report.added)} added, "
@@ -529,15 +561,9 @@ def _search_setup(filter_json: str | None, warm: bool):
 
 
 def _print_hits(services, hits, as_json: bool) -> None:
-    rows = []
-    for hit in hits:
-        listing = services.catalog.listings[hit.listing_id]
-        supplier = services.catalog.suppliers[listing.supplier_id]
-        rows.append({"listing_id": hit.listing_id, "score": round(hit.score, 4),
-                     "image": hit.image, "product_id": listing.product_id,
-                     "title": listing.title, "supplier_id": supplier.supplier_id,
-                     "supplier_kind": supplier.kind, "moq": listing.moq,
-                     "price_min": listing.price_min})
+    from api.routes.search import hit_rows  # the API's rows: both answer alike
+
+    rows = hit_rows(services, hits)
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
         return

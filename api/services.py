@@ -17,7 +17,7 @@ from data.catalog.schema import Catalog
 from retrieval.build import build_index, embedder_version, index_matches_catalog
 from retrieval.embedders.base import ImageEmbedder
 from retrieval.embedders.text import MiniLMTextEmbedder
-from retrieval.index import IndexNotFoundError, VectorIndex, open_index
+from retrieval.index import META_FILE, IndexNotFoundError, VectorIndex, open_index
 
 
 def make_image_embedder(settings: Settings) -> ImageEmbedder:
@@ -27,7 +27,9 @@ def make_image_embedder(settings: Settings) -> ImageEmbedder:
         return ClipEmbedder(settings.clip_model, settings.clip_pretrained, device=settings.device)
     from retrieval.embedders.descriptor import DescriptorEmbedder
 
-    return DescriptorEmbedder()
+    # the projection's digest is part of the embedder's version, so an index built with one
+    # projection refuses to be searched with another (IndexMismatchError on opening)
+    return DescriptorEmbedder(settings.descriptor_projection or "default")
 
 
 def index_options(settings: Settings) -> dict:
@@ -45,6 +47,23 @@ def build_catalog_index(settings: Settings, catalog: Catalog, embedder: ImageEmb
                        **index_options(settings))
 
 
+def may_build_missing_index(settings: Settings) -> bool:
+    """Whether the command line and the server may build a missing index on first use: only
+    the demo index in its default place, from the demo catalog, in process (the first
+    `make demo` or `make serve` of a fresh clone). Anywhere else a missing index is a mistake
+    (a typo in SOURCING_INDEX_DIR, a volume not mounted, a Qdrant collection dropped) that a
+    silent build would hide, creating folders or server collections where none were asked for."""
+    fields = Settings.model_fields
+    on_server = settings.index_backend == "qdrant" and bool(settings.qdrant_url)
+    return (not on_server
+            and _same_path(settings.index_dir, fields["index_dir"].default)
+            and _same_path(settings.catalog_dir, fields["catalog_dir"].default))
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
 def load_or_build_index(settings: Settings, catalog: Catalog, embedder: ImageEmbedder,
                         build_if_missing: bool = False, progress: bool = True) -> VectorIndex:
     """Open the index in ``settings.index_dir`` (checked against the embedder); build it from
@@ -55,9 +74,13 @@ def load_or_build_index(settings: Settings, catalog: Catalog, embedder: ImageEmb
                            expected_version=embedder_version(embedder),
                            qdrant_url=settings.qdrant_url, qdrant_api_key=settings.qdrant_api_key)
     except IndexNotFoundError:
-        if not build_if_missing:
-            raise
-        return build_catalog_index(settings, catalog, embedder, progress=progress)
+        if build_if_missing:
+            return build_catalog_index(settings, catalog, embedder, progress=progress)
+        if (Path(settings.index_dir) / META_FILE).exists():
+            raise  # an index whose data is gone (e.g. its Qdrant collection): says which
+        raise IndexNotFoundError(
+            f"no index at {settings.index_dir}: build it with `sourcing index build --catalog "
+            f"{settings.catalog_dir} --out {settings.index_dir}`") from None
     if not index_matches_catalog(index, catalog):
         warnings.warn(f"the index at {settings.index_dir} was built from another version of the "
                       "catalog; run `sourcing index update` to bring it up to date", stacklevel=2)

@@ -7,15 +7,20 @@ Nonsense is refused at start-up with a message naming the variable.
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (AliasChoices, Field, SecretStr, ValidationError, field_validator,
+                      model_validator)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO_ROOT / "data"
+# the devices torch places the CLIP model on (retrieval/embedders/clip.py); auto: cuda if present
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
 
 class Settings(BaseSettings):
@@ -50,6 +55,9 @@ class Settings(BaseSettings):
 
     # image embedder: the offline descriptor, or open_clip with a tag or checkpoint file
     embedder: Literal["descriptor", "clip"] = "descriptor"
+    # a projection fitted on your own catalog (`python -m retrieval.embedders.projection
+    # --catalog DIR --out FILE`); unset: the shipped one, fitted on the demo catalog
+    descriptor_projection: Path | None = None
     clip_model: str = "ViT-B-32"
     clip_pretrained: str | None = None
     device: str = "auto"
@@ -90,13 +98,58 @@ class Settings(BaseSettings):
             raise ValueError("SOURCING_MARKET_DIRS names no folder")
         return value
 
+    @field_validator("data_dir", "catalog_dir", "rules_dir")
+    @classmethod
+    def _existing_folder(cls, value: Path) -> Path:
+        """Folders read at start-up must exist: a typo is refused now, naming the variable,
+        instead of surfacing as a missing file deep inside the first run."""
+        _check_folder(value)
+        return value
+
+    @field_validator("market_dirs")
+    @classmethod
+    def _existing_market_dirs(cls, value: list[Path]) -> list[Path]:
+        for folder in value:
+            _check_folder(folder)
+        return value
+
+    @field_validator("descriptor_projection", mode="before")
+    @classmethod
+    def _loadable_projection(cls, value: object) -> Path | None:
+        """Loaded once here (2 MB): a wrong path or a file that is not a projection is refused
+        at start-up rather than when the first photo is embedded. Empty: the shipped one."""
+        if value is None or not str(value).strip():
+            return None
+        value = Path(str(value))
+        if not value.is_file():
+            raise ValueError(f"file not found: {value} (write one with `python -m "
+                             "retrieval.embedders.projection --catalog DIR --out FILE`)")
+        from retrieval.embedders.projection import load_projection
+
+        load_projection(value)  # raises ValueError naming the file when malformed
+        return value
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _known_device(cls, value: object) -> object:
+        """Only devices torch can place the CLIP model on; anything else would fail late, when
+        the model first loads."""
+        text = str(value).strip().lower()
+        if not DEVICE.fullmatch(text):
+            raise ValueError(f"must be auto, cpu, cuda, cuda:N (a GPU number) or mps "
+                             f"(got {value!r})")
+        return text
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.embedder == "clip" and not self.clip_pretrained:
             raise ValueError(
                 "SOURCING_CLIP_PRETRAINED must name an open_clip tag or a checkpoint file when "
                 "SOURCING_EMBEDDER=clip (random weights give meaningless search)")
-        if self.qdrant_url and self.index_backend != "qdrant":
+        # QDRANT_URL picks the Qdrant backend only when no backend was chosen: an explicit
+        # `--backend faiss` or SOURCING_INDEX_BACKEND=faiss wins over a URL left in the shell
+        if (self.qdrant_url and self.index_backend != "qdrant"
+                and "index_backend" not in self.model_fields_set):
             self.index_backend = "qdrant"
         try:
             from limits import parse
@@ -133,6 +186,61 @@ def _check_rate_storage(uri: str) -> None:
         raise ValueError(f"SOURCING_RATE_LIMIT_STORAGE {uri!r}: the scheme must be one of "
                          f"{', '.join(fit)} (a store that keeps a moving window and that every "
                          "worker reaches; leave it empty to count in each process)")
+
+
+def _check_folder(folder: Path) -> None:
+    if not folder.exists():
+        raise ValueError(f"folder not found: {folder}")
+    if not folder.is_dir():
+        raise ValueError(f"not a folder: {folder}")
+
+
+def variable_name(field: str, options: Mapping[str, str] | None = None) -> str:
+    """The environment variable (or, from ``options``, the command-line option) that sets
+    ``field``, a field name or one of its aliases as pydantic reports it. For a field read
+    from several variables (QDRANT_URL or SOURCING_QDRANT_URL) it is the one set in the
+    environment: pydantic-settings reports the first alias whichever was read."""
+    for name, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        choices = ([choice for choice in alias.choices if isinstance(choice, str)]
+                   if isinstance(alias, AliasChoices) else [])
+        if field != name and field not in choices:
+            continue
+        if options and name in options:
+            return options[name]
+        variables = [choice for choice in choices if choice.isupper()]
+        if not variables:
+            return f"SOURCING_{name.upper()}"
+        environment = {key.upper() for key in os.environ}
+        return next((v for v in variables if v in environment), variables[0])
+    return field
+
+
+def settings_error_message(exc: ValidationError,
+                           options: Mapping[str, str] | None = None) -> str:
+    """One line per problem, each starting with the variable to fix, e.g.
+    ``SOURCING_INDEX_TYPE: Input should be 'auto', 'flat', 'hnsw' or 'ivf' (got 'foo')``.
+    pydantic's own text names the Python field and a documentation URL, which tell an operator
+    nothing. ``options``: field -> command-line option, for values given on the command line."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        message = error["msg"].removeprefix("Value error, ")
+        loc = error.get("loc") or ()
+        if not loc:  # a check across fields (``_check``): its message names the variables
+            lines.append(message)
+            continue
+        field = str(loc[0])
+        name = variable_name(field, options)
+        if message.startswith(name):
+            lines.append(message)
+            continue
+        secret = "key" in field.lower()  # api keys are never echoed
+        given = error.get("input")
+        if (error["type"] != "value_error" and not secret
+                and isinstance(given, str | int | float | bool)):
+            message = f"{message} (got {given!r})"
+        lines.append(f"{name}: {message}")
+    return "\n".join(lines)
 
 
 @lru_cache(maxsize=1)

@@ -40,6 +40,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from retrieval.index import shared_mode
 from retrieval.rerank import (
     FEW_KEYPOINTS,
     LOW_CONTRAST,
@@ -211,6 +212,9 @@ def write_features(path: Path, expected_recipe: str,
             _write_member(archive, "thumbnails", np.dtype(np.uint8),
                           (len(names), THUMB_SIDE, THUMB_SIDE),
                           (entries[name][1][2] for name in names))
+        # mkstemp makes it 0600: a server running as another user than the one who built the
+        # index must be able to read it
+        os.chmod(temporary, shared_mode(0o644))
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

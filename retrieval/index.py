@@ -55,6 +55,12 @@ class IndexNotFoundError(FileNotFoundError):
     """No index at the given folder (or its Qdrant collection is gone)."""
 
 
+class IndexUnavailableError(ConnectionError):
+    """The index lives on a server that cannot be reached or refuses the client (wrong URL,
+    server down, bad API key). Not an IndexNotFoundError: nothing is known to be missing, so
+    nothing may be rebuilt because of it."""
+
+
 @dataclass(frozen=True)
 class IndexEntry:
     """One photo vector: which listing it belongs to and the photo's path in the catalog."""
@@ -363,11 +369,33 @@ def write_folder(folder: str | Path, write: Callable[[Path], None]) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.new-", dir=folder.parent))
     try:
         write(staging)
+        # mkdtemp makes the folder 0700: an index built by a deploy user must stay readable by
+        # a server running as another one
+        os.chmod(staging, shared_mode(0o755))
         _swap_in(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return folder
+
+
+def shared_mode(mode: int) -> int:
+    """``mode`` (0o755 for a folder, 0o644 for a file) less the process umask: what a file
+    written in place would get, for the ones staged with ``tempfile`` (0700 / 0600)."""
+    return mode & ~_umask()
+
+
+def _umask() -> int:
+    try:  # Linux: read it, without the set-and-restore race of os.umask in a threaded server
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
 def write_meta(folder: Path, meta: dict[str, Any]) -> None:
@@ -434,6 +462,6 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "BACKENDS", "FORMAT_VERSION", "ImageIndex", "IndexEntry", "IndexMismatchError",
-    "IndexNotFoundError", "IndexRecord", "ListingFingerprint", "ListingHit", "SearchFilter",
-    "VectorIndex", "create_index", "open_index",
+    "IndexNotFoundError", "IndexRecord", "IndexUnavailableError", "ListingFingerprint",
+    "ListingHit", "SearchFilter", "VectorIndex", "create_index", "open_index",
 ]

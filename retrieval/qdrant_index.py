@@ -47,6 +47,7 @@ from retrieval.index import (
     IndexMismatchError,
     IndexNotFoundError,
     IndexRecord,
+    IndexUnavailableError,
     ListingHit,
     VectorIndex,
     as_record,
@@ -447,7 +448,17 @@ def _connect(url: str | None, api_key: Any) -> Any:
     if url:
         if hasattr(api_key, "get_secret_value"):  # a settings SecretStr
             api_key = api_key.get_secret_value()
-        return QdrantClient(url=url, api_key=api_key)
+        try:
+            client = QdrantClient(url=url, api_key=api_key)
+            # the client connects lazily: ask once now, so that a wrong URL, a server that is
+            # down or a refused key is one clear error here, not a traceback from the first call
+            client.get_collections()
+        except Exception as exc:  # connection refused, DNS, TLS, 401/403, bad URL...
+            cause = str(exc).strip() or type(exc).__name__
+            raise IndexUnavailableError(
+                f"Qdrant server at {url} cannot be used: {cause} (check QDRANT_URL and "
+                "QDRANT_API_KEY, and that the server is running)") from exc
+        return client
     return QdrantClient(":memory:")
 
 

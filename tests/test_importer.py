@@ -237,3 +237,39 @@ def test_too_many_fields_in_line_order(tmp_path: Path) -> None:
         "listings.csv:2: moq: not an integer: 'x'",
         "listings.csv:3: -: 12 fields but the header has 11",
     ]
+
+
+@pytest.mark.parametrize("tiers, problem", [
+    ("abc", "must be a non-empty list"),
+    ([], "must be a non-empty list"),
+    ([5], "tier 0: not an object"),
+    ([{"min_qty": "x", "unit_price": 2.0}], "tier 0: min_qty must be a whole number >= 1, got 'x'"),
+    ([{"min_qty": -5, "unit_price": 2.0}], "tier 0: min_qty must be a whole number >= 1"),
+    ([{"min_qty": 10, "unit_price": -1}], "tier 0: unit_price must be a number > 0, got -1"),
+    ([{"min_qty": 10, "unit_price": "abc"}], "tier 0: unit_price must be a number > 0"),
+    ([{"min_qty": 10, "unit_price": 2.0}, {"min_qty": 10, "unit_price": 1.5}],
+     "tier 1: min_qty 10 must be above the previous tier's 10"),
+])
+def test_price_tiers_are_checked_row_by_row(tmp_path: Path, tiers, problem: str) -> None:
+    """Unit prices and landed costs come from these rows: a bad one fails the import naming its
+    line, instead of every run that reaches the listing."""
+    write_catalog(tmp_path, [_supplier()],
+                  [_listing(attributes=json.dumps({"price_tiers": tiers}))])
+    (found,) = problems_of(tmp_path)
+    assert found.startswith(f"listings.csv:2: attributes: price_tiers: {problem}"), found
+
+
+def test_nan_in_attributes_and_a_photo_listed_twice_are_refused(tmp_path: Path) -> None:
+    write_catalog(tmp_path, [_supplier()], [
+        _listing(attributes='{"price_tiers": [{"min_qty": 100, "unit_price": NaN}]}'),
+        _listing(listing_id="L002", images="images/a.jpg|images/b.jpg|images/a.jpg")])
+    problems = problems_of(tmp_path)
+    assert problems == ["listings.csv:2: attributes: invalid JSON: NaN is not a JSON number",
+                        "listings.csv:3: images: photo listed more than once: 'images/a.jpg'"]
+
+
+def test_a_catalog_without_listings_is_refused(tmp_path: Path) -> None:
+    """A truncated export must not replace a good index with an empty one."""
+    write_catalog(tmp_path, [_supplier()], [])
+    assert problems_of(tmp_path) == ["listings.csv:1: -: no listings (a catalog needs at least "
+                                     "one)"]

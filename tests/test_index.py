@@ -497,3 +497,28 @@ def test_qdrant_server_builds_switch_an_alias_atomically(tmp_path, monkeypatch):
     third.discard()  # what build_index does when a build fails
     assert collections() == {second.physical}
     assert len(open_index(tmp_path / "idx")) == 7  # meta.json remembers the server URL
+
+
+@pytest.mark.parametrize("umask, folder_mode, file_mode",
+                         [(0o022, 0o755, 0o644), (0o027, 0o750, 0o640)])
+def test_a_saved_index_and_its_features_file_are_readable_by_other_users(
+        make_index, tmp_path, umask, folder_mode, file_mode):
+    """Staged with mkdtemp / mkstemp (0700 / 0600), they get the modes a plain mkdir and open
+    would give under the umask: a server running as another user than the one who built the
+    index can read both."""
+    import os
+    import stat
+
+    from retrieval.feature_store import recipe, write_features
+
+    index, _ = _small(make_index)
+    previous = os.umask(umask)
+    try:
+        index.save(tmp_path / "idx")
+        index.save(tmp_path / "idx")  # replacing an existing index too
+        write_features(tmp_path / "idx.rerank-features.npz", recipe("any-reranker"), {})
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "idx").stat().st_mode) == folder_mode
+    assert stat.S_IMODE((tmp_path / "idx.rerank-features.npz").stat().st_mode) == file_mode
+    assert stat.S_IMODE((tmp_path / "idx" / "meta.json").stat().st_mode) == file_mode

@@ -33,11 +33,15 @@ def image_url(path: str) -> str:
 
 
 def hit_rows(services: Services, hits: list[ListingHit]) -> list[dict[str, Any]]:
-    """The fields of a ``SearchHit`` per hit, as plain dicts (validated once, by the caller)."""
+    """The fields of a ``SearchHit`` per hit, as plain dicts (validated once, by the caller).
+    A hit whose listing the catalog no longer holds (an index not yet updated after the
+    catalog changed; start-up warns of it) is left out rather than failing the request."""
     listings, suppliers = services.catalog.listings, services.catalog.suppliers
     rows = []
     for hit in hits:
-        listing = listings[hit.listing_id]
+        listing = listings.get(hit.listing_id)
+        if listing is None:
+            continue
         supplier = suppliers.get(listing.supplier_id)
         rows.append({
             "listing_id": hit.listing_id, "score": round(float(hit.score), 4),

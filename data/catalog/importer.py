@@ -206,6 +206,9 @@ def _listing(row: _Row, check_image: Callable[[_Row, str], None]) -> Listing:
     images = row.items("images")
     if raw_images and not images:
         row.problem("images", f"no image path given: {raw_images!r}")
+    repeated = sorted({image for image in images if images.count(image) > 1})
+    if repeated:  # one photo listed twice would be indexed twice (FAISS) or once (Qdrant)
+        row.problem("images", f"photo listed more than once: {', '.join(map(repr, repeated))}")
     for image in images:
         check_image(row, image)
     price_min = row.number("price_min", minimum=0)
@@ -222,12 +225,17 @@ def _listing(row: _Row, check_image: Callable[[_Row, str], None]) -> Listing:
     raw = row.text("attributes")
     if raw is not None:
         try:
-            parsed = json.loads(raw)
+            parsed = json.loads(raw, parse_constant=_no_constant)
         except json.JSONDecodeError as exc:
             row.problem("attributes", f"invalid JSON: {exc.msg} at char {exc.pos}")
+        except ValueError as exc:
+            row.problem("attributes", f"invalid JSON: {exc}")
         else:
             if isinstance(parsed, dict):
                 attributes = parsed
+                tiers_problem = price_tiers_problem(parsed.get("price_tiers"))
+                if tiers_problem:
+                    row.problem("attributes", f"price_tiers: {tiers_problem}")
             else:
                 row.problem("attributes", f"not a JSON object: {raw[:40]!r}")
     return Listing(
@@ -248,6 +256,35 @@ def _listing(row: _Row, check_image: Callable[[_Row, str], None]) -> Listing:
         attributes=attributes,
         line=row.line,
     )
+
+
+def _no_constant(name: str) -> Any:
+    """``json.loads`` reads NaN and Infinity, which are not JSON and would reach prices."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def price_tiers_problem(tiers: Any) -> str | None:
+    """What is wrong with ``attributes.price_tiers`` (``None`` when absent or right): a list of
+    ``{"min_qty": whole number >= 1, "unit_price": number > 0}``, ``min_qty`` ascending and
+    distinct. Unit prices, landed costs and the price filter are computed from these rows, so a
+    bad one is refused here rather than failing or misleading every run that reaches it."""
+    if tiers is None:
+        return None
+    if not isinstance(tiers, list) or not tiers:
+        return f"must be a non-empty list of {{min_qty, unit_price}} objects, got {tiers!r:.40}"
+    previous = 0
+    for number, tier in enumerate(tiers):
+        if not isinstance(tier, dict):
+            return f"tier {number}: not an object: {tier!r:.40}"
+        qty, price = tier.get("min_qty"), tier.get("unit_price")
+        if isinstance(qty, bool) or not isinstance(qty, int) or qty < 1:
+            return f"tier {number}: min_qty must be a whole number >= 1, got {qty!r}"
+        if isinstance(price, bool) or not isinstance(price, int | float) or not price > 0:
+            return f"tier {number}: unit_price must be a number > 0, got {price!r}"
+        if qty <= previous:
+            return f"tier {number}: min_qty {qty} must be above the previous tier's {previous}"
+        previous = qty
+    return None
 
 
 def _image_checker(root: Path) -> Callable[[_Row, str], None]:
@@ -315,6 +352,9 @@ def load_catalog(folder: str | Path) -> Catalog:
         listings[listing.listing_id] = listing
         first_line[listing.listing_id] = row.line
 
+    if not listings and not problems:
+        # a truncated export must not replace a good index with an empty one
+        problems.append(f"{LISTINGS_FILE}:1: -: no listings (a catalog needs at least one)")
     if problems:
         raise CatalogError(sorted(problems, key=_position))
     return Catalog(root=root, suppliers=suppliers, listings=listings)

@@ -41,6 +41,7 @@ import argparse
 import hashlib
 import json
 import sys
+import zipfile
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -91,10 +92,15 @@ def load_projection(path: str | Path = DEFAULT_PATH) -> Projection:
     if not path.is_file():
         raise FileNotFoundError(f"descriptor projection not found: {path} (fit one with "
                                 "`python -m retrieval.embedders.projection --catalog DIR`)")
-    with np.load(path, allow_pickle=False) as data:
-        mean = data["mean"].astype(np.float32)
-        matrix = data["matrix"].astype(np.float32)
-        info = json.loads(str(data["info"]))
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            mean = data["mean"].astype(np.float32)
+            matrix = data["matrix"].astype(np.float32)
+            info = json.loads(str(data["info"]))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        # any other file named by mistake: a ValueError naming it, as for a malformed one
+        raise ValueError(f"{path}: not a descriptor projection (an .npz with mean, matrix and "
+                         f"info as `--out` writes it): {exc}") from None
     if mean.ndim != 1 or matrix.ndim != 2 or matrix.shape[0] != mean.shape[0]:
         raise ValueError(f"{path}: malformed projection (mean {mean.shape}, matrix {matrix.shape})")
     return Projection(mean, matrix, info)
