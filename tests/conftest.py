@@ -38,3 +38,25 @@ def demo_cases():
     from evals.sets import load_eval_set
 
     return load_eval_set(DEMO_SET)
+
+
+@pytest.fixture
+def refused_url() -> str:
+    """A local address nothing listens on: a connection to it is refused at once."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+@pytest.fixture
+def quiet_client(monkeypatch):
+    """The Qdrant client's background version check would warn, after the test has ended, that
+    a server nobody listens on has no version; the tests check the project's own error."""
+    import functools
+
+    import qdrant_client
+
+    monkeypatch.setattr(qdrant_client, "QdrantClient",
+                        functools.partial(qdrant_client.QdrantClient, check_compatibility=False))

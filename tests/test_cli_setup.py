@@ -5,10 +5,8 @@ default demo setup, never silently anywhere else; an explicit --backend wins ove
 from __future__ import annotations
 
 import json
-import socket
 from types import SimpleNamespace
 
-import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
@@ -16,12 +14,6 @@ from api.settings import Settings
 from tests.test_cli import _write_catalog
 
 cli = CliRunner()
-
-
-def _refused_url() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{probe.getsockname()[1]}"
 
 
 def test_only_the_default_demo_setup_may_build_a_missing_index(tmp_path):
@@ -92,33 +84,21 @@ def test_bad_settings_are_one_line_each_naming_the_variable_or_the_option(tmp_pa
                                      "'hnsw' or 'ivf' (got 'foo')")
 
 
-def test_an_explicit_backend_wins_over_qdrant_url(tmp_path):
+def test_an_explicit_backend_wins_over_qdrant_url(tmp_path, refused_url):
     catalog, index = tmp_path / "catalog", tmp_path / "index"
     _write_catalog(catalog)
-    env = {"QDRANT_URL": _refused_url()}
+    env = {"QDRANT_URL": refused_url}
     built = cli.invoke(app, ["index", "build", "--catalog", str(catalog), "--out", str(index),
                              "--backend", "faiss", "--no-features"], env=env)
     assert built.exit_code == 0, built.output
     assert json.loads((index / "meta.json").read_text())["backend"] == "faiss"
 
 
-@pytest.fixture
-def quiet_client(monkeypatch):
-    """The client's background version check would warn, after the test has ended, that a
-    server nobody listens on has no version; the test checks the project's own error."""
-    import functools
-
-    import qdrant_client
-
-    monkeypatch.setattr(qdrant_client, "QdrantClient",
-                        functools.partial(qdrant_client.QdrantClient, check_compatibility=False))
-
-
-def test_an_unreachable_qdrant_server_is_one_error_line_and_writes_nothing(tmp_path,
-                                                                           quiet_client):
+def test_an_unreachable_qdrant_server_is_one_error_line_and_writes_nothing(
+        tmp_path, quiet_client, refused_url):
     catalog, index = tmp_path / "catalog", tmp_path / "index"
     _write_catalog(catalog)
-    url = _refused_url()
+    url = refused_url
     outcome = cli.invoke(app, ["index", "build", "--catalog", str(catalog), "--out", str(index),
                                "--no-features"], env={"QDRANT_URL": url})
     assert outcome.exit_code == 2, outcome.output

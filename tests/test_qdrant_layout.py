@@ -81,36 +81,14 @@ def test_local_mode_collection_holds_the_layout_and_answers_filtered_search():
     assert [hit.listing_id for hit in hits] == ["L1"]
 
 
-def _refused_url() -> str:
-    """A local address nothing listens on: a connection to it is refused at once."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
-@pytest.fixture
-def quiet_client(monkeypatch):
-    """The client's background version check would warn, after the test has ended, that a
-    server nobody listens on has no version; the test checks the project's own error."""
-    import functools
-
-    import qdrant_client
-
-    monkeypatch.setattr(qdrant_client, "QdrantClient",
-                        functools.partial(qdrant_client.QdrantClient, check_compatibility=False))
-
-
-def test_an_unreachable_server_is_one_error_naming_the_url_not_a_missing_index(tmp_path,
-                                                                               quiet_client):
+def test_an_unreachable_server_is_one_error_naming_the_url_not_a_missing_index(
+        tmp_path, quiet_client, refused_url):
     """Building on, or opening an index that lives on, a server that cannot be reached raises
     IndexUnavailableError (the command line prints it, /readyz shows it). It is not an
     IndexNotFoundError, so nothing is rebuilt because of it."""
     from retrieval.index import IndexNotFoundError, IndexUnavailableError, create_index, open_index
 
-    url = _refused_url()
+    url = refused_url
     with pytest.raises(IndexUnavailableError, match=f"Qdrant server at {url} cannot be used"):
         create_index("qdrant", "descriptor-v3", 16, url=url)
 
