@@ -68,9 +68,10 @@ def _settings(**overrides: Any):
 
 def _runner(settings, build_if_missing: bool = False, warm: bool = True, rulebook=None):
     """The runner on real services; every problem with the rules, market tables, catalog,
-    index or data files is one ``error:`` line and exit 2. ``build_if_missing``: the command may build a
-    missing index, which it does only for the default demo setup (``may_build_missing_index``);
-    elsewhere a missing index is refused with the command that builds it."""
+    index or data files is one ``error:`` line and exit 2. ``build_if_missing``: the command may
+    build a missing index, which it does only for the default demo setup
+    (``may_build_missing_index``); elsewhere a missing index is refused with the command that
+    builds it."""
     from agents.market.tools import MarketTableError
     from agents.run import SourcingRunner
     from api.services import build_services, may_build_missing_index
@@ -161,9 +162,7 @@ def index_build(
     image_embedder = make_image_embedder(settings)
     try:
         index = build_catalog_index(settings, loaded, image_embedder)
-    except ImageDecodeError as exc:
-        _fail(f"{exc}; the index was not written")
-    except IndexUnavailableError as exc:
+    except (ImageDecodeError, IndexUnavailableError) as exc:
         _fail(f"{exc}; the index was not written")
     out.print(f"indexed {len(index)} photos of {len(loaded.listings)} listings from "
               f"{len(loaded.suppliers)} suppliers with {image_embedder.name} "
@@ -222,9 +221,7 @@ def index_update(
         index.save(settings.index_dir)
     except (IndexNotFoundError, IndexMismatchError) as exc:
         _fail(str(exc))
-    except IndexUnavailableError as exc:
-        _fail(f"{exc}; the index was not changed")
-    except ImageDecodeError as exc:
+    except (ImageDecodeError, IndexUnavailableError) as exc:
         _fail(f"{exc}; the index was not changed")
     out.print(f"updated {settings.index_dir}: {len(report.added)} added, "
               f"{len(report.updated)} updated, "
