@@ -503,7 +503,7 @@ def compliance(
     that would decide more rules. Guidance, not legal advice."""
     from agents.compliance.check import check_text
 
-    if not (title or description):
+    if not ((title or "").strip() or (description or "").strip()):  # blank says nothing
         _fail("give --title or --description")
     rulebook = _load_rulebook(_settings().rules_dir)
     try:

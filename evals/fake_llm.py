@@ -7,7 +7,8 @@ model). It can be told to misbehave:
 
 - ``script``: a list of behaviours for the next requests, one each, then the default:
   ``"good"``, ``"malformed"`` (not JSON), ``"invented_supplier"``, ``"wrong_price"``,
-  ``"missing_evidence"``, ``"slow"`` (sleeps ``slow_s``), ``"429"``, ``"500"``;
+  ``"missing_evidence"``, ``"slow"`` (sleeps ``slow_s``), ``"429"``, ``"500"``, ``"html"`` (a
+  200 whose body is a web page, as a proxy or a wrong base URL answers);
 - ``false_every``: every n-th good answer carries one false claim (cycling through invented
   supplier, wrong number, evidence id that does not exist, law that is not cited).
 
@@ -155,6 +156,14 @@ class FakeChatServer:
                     status = int(behaviour)
                     self._send(status, {"error": {"message": f"scripted {status}"}},
                                {"retry-after-ms": "5"})
+                    return
+                if behaviour == "html":  # a proxy or a wrong base URL answering 200
+                    page = b"<html><body>Sign in to continue</body></html>"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(page)))
+                    self.end_headers()
+                    self.wfile.write(page)
                     return
                 if behaviour == "slow":
                     time.sleep(fake.slow_s)

@@ -353,3 +353,22 @@ def test_a_hit_on_a_listing_the_catalog_no_longer_holds_is_left_out():
     rows = hit_rows(SimpleNamespace(catalog=catalog), hits)
     assert [row["listing_id"] for row in rows] == ["L1"]
     assert rows[0]["supplier_id"] == "S1" and rows[0]["moq"] == 10
+
+
+@pytest.mark.parametrize("words", [
+    {"title": ""},
+    {"title": "   ", "description": "\n\t"},
+    {},
+    {"category": "Kitchen/Kettles", "material": "steel"},  # no words about the product itself
+])
+def test_a_compliance_check_without_a_title_or_description_is_422(client, words):
+    """As on the command line: with nothing to read, only generic rules would match, answered
+    as if they were the product's requirements."""
+    response = client.post("/v1/compliance/check", json={"market": "EU", **words})
+    assert response.status_code == 422
+    assert "give a non-blank title or description" in response.json()["detail"]
+    # either one alone is enough
+    for field in ("title", "description"):
+        response = client.post("/v1/compliance/check",
+                               json={"market": "EU", field: "Electric kettle 230V"})
+        assert response.status_code == 200, response.text

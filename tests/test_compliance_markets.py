@@ -76,6 +76,27 @@ def test_us_kettle_lists_no_eu_act(rulebook: RuleBook) -> None:
         "status"] == "ok"
 
 
+def test_japan_mains_is_100_v_at_50_and_60_hz(rulebook: RuleBook, tmp_path: Path) -> None:
+    """Eastern Japan runs at 50 Hz, western Japan at 60 Hz: neither alone is "JP mains"."""
+    [check] = check_text("JP", title=KETTLE, rulebook=rulebook)["compliance"]["checks"]
+    assert check["market_frequency_hz"] == [50, 60] and check["status"] == "mismatch"
+    assert "JP mains 100 V / 50/60 Hz" in check["detail"]
+    [check] = check_text("JP", title="electric kettle 1200W 100V", rulebook=rulebook)[
+        "compliance"]["checks"]
+    assert check["status"] == "ok"
+    [check] = check_text("US", title=KETTLE, rulebook=rulebook)["compliance"]["checks"]
+    assert check["market_frequency_hz"] == [60] and "120 V / 60 Hz" in check["detail"]
+    # the schema takes a list of frequencies, not an empty one
+    folder = tmp_path / "rules"
+    shutil.copytree(RULES, folder)
+    path = folder / "jp.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["mains"]["frequency_hz"] = []
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    with pytest.raises(ValueError, match="frequency_hz"):
+        RuleBook.load(folder)
+
+
 def test_cli_compliance_json(monkeypatch: pytest.MonkeyPatch) -> None:
     from api.cli import app
 
@@ -90,6 +111,10 @@ def test_cli_compliance_json(monkeypatch: pytest.MonkeyPatch) -> None:
 
     result = runner.invoke(app, ["compliance", "--market", "BR", "--title", KETTLE])
     assert result.exit_code == 2 and "known markets" in result.output
+
+    for blank in (["--title", ""], ["--title", "  ", "--description", "\t"], []):
+        result = runner.invoke(app, ["compliance", "--market", "EU", *blank])
+        assert result.exit_code == 2 and "give --title or --description" in result.output
 
     table = runner.invoke(app, ["compliance", "--market", "JP", "--title", KETTLE,
                                 "--hs", "851671"])

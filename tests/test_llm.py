@@ -22,6 +22,12 @@ EVIDENCE = {
                                  "field": "legal_act", "value": "2014/35/EU"},
 }
 NAMES = ["Ningbo Bright Appliance Co.", "Yiwu Star Trading Co."]
+EVIDENCE.update({
+    "suppliers.csv:S017:certifications": {"source": "suppliers.csv", "record_id": "S017",
+                                          "field": "certifications", "value": ["CE", "RoHS"]},
+    "request:constraints:quantity": {"source": "request", "record_id": "constraints",
+                                     "field": "quantity", "value": 1000},
+})
 
 
 def _messages(evidence=EVIDENCE):
@@ -37,6 +43,12 @@ def _messages(evidence=EVIDENCE):
         "suppliers.csv:S017:name", "suppliers.csv:S017:on_time_rate"]),
     ("单价12.5美元（L0001）", ["listings.csv:L0001:price_min"]),
     ("Electrical safety follows 2014/35/EU", ["eu.yaml:EU-LVD:legal_act"]),
+    ("ningbo bright delivers ninety-seven percent of orders on time", [
+        "suppliers.csv:S017:name", "suppliers.csv:S017:on_time_rate"]),
+    ("It holds CE marking under 2014/35/EU", ["suppliers.csv:S017:certifications",
+                                               "eu.yaml:EU-LVD:legal_act"]),
+    ("我们订购一千件，统一报价", ["request:constraints:quantity"]),
+    ("One of the offers is priced at 12.5", ["listings.csv:L0001:price_min"]),
 ])
 def test_gate_keeps_true_claims(text, cited):
     assert check({"text": text, "evidence": cited}, EVIDENCE, NAMES) is None
@@ -50,9 +62,24 @@ def test_gate_keeps_true_claims(text, cited):
     ("Needs 2014/53/EU", ["eu.yaml:EU-LVD:legal_act"], "names 2014/53/EU"),
     ("Price 12.5", ["listings.csv:L9999:price_min"], "does not hold"),
     ("Price 12.5", [], "cites no evidence"),
+    # numbers written with a scale or as words, in English and in Chinese
+    ("Price 12.5k", ["listings.csv:L0001:price_min"], "number 12500"),
+    ("Price 1.25e1 each, twelve dollars", ["listings.csv:L0001:price_min"], "number 12 "),
+    ("Unit price is thirteen dollars", ["listings.csv:L0001:price_min"], "number 13"),
+    ("我们订购五千件", ["request:constraints:quantity"], "number 5000"),
+    ("起订量八百件，单价12.5", ["listings.csv:L0001:price_min"], "number 800"),
+    ("单价九块九", ["listings.csv:L0001:price_min"], "number 9"),
+    # certificates and suppliers the evidence does not hold, whatever the case or short form
+    ("Holds CE and FCC certificates", ["suppliers.csv:S017:certifications"], "certificate FCC"),
+    ("yiwu star offers 12.5", ["listings.csv:L0001:price_min"], "names supplier"),
+    # the seller reads English claims: another language is refused, whatever it says
+    ("Спрос высокий, цена низкая", ["listings.csv:L0001:price_min"], "not in English"),
+    ("需求很高，价格很低", ["listings.csv:L0001:price_min"], "not in English"),
 ])
 def test_gate_removes_false_claims(text, cited, reason):
-    kept, removed = gate([{"text": text, "evidence": cited}], EVIDENCE, NAMES)
+    # the Chinese cases check numbers, as an RFQ's Chinese draft is checked: any language
+    language = "en" if reason == "not in English" else None
+    kept, removed = gate([{"text": text, "evidence": cited}], EVIDENCE, NAMES, language)
     assert kept == [] and reason in removed[0]["reason"]
 
 
@@ -114,3 +141,13 @@ def test_from_settings_without_endpoint_is_none():
     from api.settings import Settings
 
     assert ChatClient.from_settings(Settings(llm_base_url=None)) is None
+
+
+def test_rfq_drafts_must_be_in_their_languages():
+    from agents.llm.gate import language_problem
+
+    assert language_problem("Please quote 1000 pieces.", "en") is None
+    assert language_problem("请报价一千件。", "en") == "not in English"
+    assert language_problem("Please quote 1000 pieces.", "zh") == "holds no Chinese text"
+    assert language_problem("请为 Ningbo Bright 报价。", "zh") is None
+    assert language_problem("Café crème from Zürich, 12.5", "en") is None

@@ -70,19 +70,37 @@ def test_lies_are_removed_and_counted(demo_services, case):
 
 
 def test_failing_model_falls_back_with_warnings(demo_services, case):
-    script = ["500", "500"] + ["malformed", "malformed"] + ["slow", "slow"]
+    # an answer invalid twice fails its task only; an endpoint failing after its retries (here
+    # timing out twice) fails its task, and the tasks left are not sent to it at all
+    script = ["malformed", "malformed"] + ["slow", "slow"]
     with FakeChatServer(script=script, slow_s=1.5) as fake:
         result = _runner(demo_services, fake, timeout_s=1.0, max_retries=1).run_file(
             case.image, "US")
+        sent = len(fake.requests)
     warnings = " ".join(result["warnings"])
-    assert "market narrative: the model failed" in warnings
-    assert "RFQ draft for" in warnings and "template draft is shown" in warnings
-    first, second = result["shortlist"][0]["rfq"], result["shortlist"][1]["rfq"]
-    assert first["source"] == "template" and second["source"] == "template"
-    assert first["en"] and first["zh"] and first["evidence"]
+    assert "market narrative: the model failed (invalid answer" in warnings
+    assert "template draft is shown" in warnings
+    shortlist = result["shortlist"]
+    assert all(c["rfq"]["source"] == "template" and c["rfq"]["en"] and c["rfq"]["zh"]
+               and c["rfq"]["evidence"] for c in shortlist)
     outcomes = [call["outcome"] for call in result["llm"]["calls"]]
-    assert outcomes.count("failed") == 3
+    assert outcomes == ["failed", "failed"]  # the narrative, then the first RFQ draft
+    assert sent == 4  # nothing after the endpoint failed
+    skipped = next(w for w in result["warnings"] if w.startswith("model: the endpoint failed"))
+    # the other RFQ drafts and the summary
+    assert f"{len(shortlist)} later task(s)" in skipped and "summary" in skipped
     jsonschema.validate(result, SCHEMA)
+
+
+def test_an_endpoint_answering_a_web_page_falls_back_instead_of_failing_the_run(demo_services,
+                                                                                 case):
+    with FakeChatServer(script=["html"] * 4) as fake:
+        result = _runner(demo_services, fake).run_file(case.image, "US")
+        sent = len(fake.requests)
+    assert result["shortlist"] and result["grounding"]["unsupported"] == []
+    assert "market narrative: the model failed" in " ".join(result["warnings"])
+    assert sent <= 2  # one request and the client's one retry at most, then the breaker
+    assert all(c["rfq"]["source"] == "template" for c in result["shortlist"])
 
 
 def test_vision_breakdown_feeds_product_facts(demo_services, case):

@@ -130,7 +130,8 @@ def test_a_median_in_another_currency_is_not_used_as_the_sale_price() -> None:
     evidence = {"derived:price_band:UK:1:median": {"value": 18.0}}
     price, price_id, _, reason = _sale_price({}, market, evidence)
     assert price is None and price_id is None
-    assert "GBP" in reason and "USD" in reason and "exchange rate" in reason
+    assert reason == ("market prices in GBP, costs in USD: no exchange rate is bundled, so sale "
+                      "price, referral fee and margin are unknown")
     # the same median in the costs' currency is used, as the US one is
     market["price_band"]["currency"] = "USD"
     assert _sale_price({}, market, evidence)[:2] == (18.0, "derived:price_band:UK:1:median")
@@ -203,3 +204,64 @@ def test_the_evaluator_recomputes_the_median_from_a_loaded_table(
     assert extra_metrics(case, result)["price_band_error"] == pytest.approx(0.1)
     monkeypatch.delenv("SOURCING_MARKET_DIRS")  # without the setting, no UK table is known
     assert "price_band_error" not in extra_metrics(case, result)
+
+
+def _set_cell(path: Path, line: int, column: str, value: str) -> None:
+    """Rewrite one cell of a CSV file; ``line`` counts the header as line 1."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    rows[line - 1][rows[0].index(column)] = value
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(rows)
+
+
+@pytest.mark.parametrize("column, value, problem", [
+    ("price", "inf", "price 'inf' is not a finite number"),
+    ("price", "nan", "price 'nan' is not a finite number"),
+    ("listPrice", "-inf", "listPrice '-inf' is not a finite number"),
+    ("price", "-5", "price -5 is negative"),
+    ("listPrice", "-0.5", "listPrice -0.5 is negative"),
+    ("stars", "7.5", "stars 7.5 is outside 0..5"),
+    ("stars", "-1", "stars -1 is outside 0..5"),
+    ("reviews", "-3", "reviews -3 is negative"),
+    ("reviews", "inf", "reviews 'inf' is not a finite number"),
+    ("boughtInLastMonth", "-100", "boughtInLastMonth -100 is negative"),
+    ("asin", "B0UK000000", "asin B0UK000000 repeats line 2"),
+    ("asin", " ", "asin is empty"),
+    ("category_id", "99999", "category_id 99999 is not in amazon_categories.csv"),
+])
+def test_a_bad_listing_is_refused_naming_file_line_and_field(tmp_path: Path, column: str,
+                                                             value: str, problem: str) -> None:
+    folder = write_table(tmp_path / "uk")
+    _set_cell(folder / "amazon_products.csv", 4, column, value)
+    with pytest.raises(MarketTableError) as caught:
+        AmazonMarketData.load(folder)
+    assert str(caught.value) == (f"{folder / 'amazon_products.csv'}: line 4: bad listing row: "
+                                 f"{problem}")
+
+
+def test_zero_and_empty_prices_still_mean_not_stated(tmp_path: Path) -> None:
+    folder = write_table(tmp_path / "uk")
+    _set_cell(folder / "amazon_products.csv", 2, "price", "")
+    _set_cell(folder / "amazon_products.csv", 3, "price", "0")
+    table = AmazonMarketData.load(folder)
+    assert [row.price for row in table.listings] == [None, None, *UK_PRICES[2:]]
+    assert table.price_band(1)["n"] == 3
+
+
+def test_a_repeated_category_id_is_refused(tmp_path: Path) -> None:
+    folder = write_table(tmp_path / "uk")
+    _set_cell(folder / "amazon_categories.csv", 3, "id", "1")
+    with pytest.raises(MarketTableError) as caught:
+        AmazonMarketData.load(folder)
+    assert str(caught.value) == (f"{folder / 'amazon_categories.csv'}: line 3: bad category "
+                                 "row: id 1 repeats line 2")
+
+
+def test_a_products_file_without_listings_is_refused(tmp_path: Path) -> None:
+    folder = write_table(tmp_path / "uk")
+    path = folder / "amazon_products.csv"
+    path.write_text(path.read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+    with pytest.raises(MarketTableError, match="no listings") as caught:
+        AmazonMarketData.load(folder)
+    assert str(path) in str(caught.value)

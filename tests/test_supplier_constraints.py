@@ -64,6 +64,11 @@ def test_bad_constraints_are_refused():
     ({"quantity": 0}, "quantity: must be at least 1"),
     ({"quantity": 2.5}, "quantity: expected a whole number"),
     ({"max_unit_price": float("inf")}, "max_unit_price: expected a number"),
+    ({"quantity": 1e30}, "quantity: must be at most 10,000,000, got 1e\\+30"),
+    ({"quantity": 10_000_001}, "quantity: must be at most 10,000,000"),
+    ({"quantity": 10**400}, "quantity: must be at most 10,000,000"),  # no float overflow
+    ({"max_moq": 10_000_001}, "max_moq: must be at most 10,000,000"),
+    ({"max_unit_price": 1_000_000.01}, "max_unit_price: must be at most 1,000,000"),
 ])
 def test_values_no_supplier_could_meet_are_refused_naming_the_constraint(raw, message):
     """A value outside the catalog's vocabulary or range would end the run empty, saying
@@ -80,3 +85,22 @@ def test_an_order_below_the_moq_fails_and_bounds_the_search():
     both = Constraints.from_dict({"quantity": 300, "max_moq": 150})
     assert both.search_filter().max_moq == 150
     assert violations(LISTING, FACTORY, both) == ["MOQ 200 > max_moq 150"]
+
+
+def test_the_sanity_bounds_are_inclusive_and_the_eval_schema_mirrors_them():
+    import json
+    from pathlib import Path
+
+    from agents.shortlist.landed_cost import MAX_SALE_PRICE
+    from agents.supplier_match.tools import MAX_PIECES, MAX_UNIT_PRICE
+
+    at_bounds = Constraints.from_dict({"quantity": MAX_PIECES, "max_moq": MAX_PIECES,
+                                       "max_unit_price": MAX_UNIT_PRICE})
+    assert (at_bounds.quantity, at_bounds.max_moq, at_bounds.max_unit_price) == (
+        10_000_000, 10_000_000, 1_000_000.0)
+    assert MAX_UNIT_PRICE == MAX_SALE_PRICE  # no unit cost above the largest sale price taken
+    schema = json.loads((Path(__file__).resolve().parents[1] / "evals" / "sets"
+                         / "case.schema.json").read_text(encoding="utf-8"))
+    bounds = schema["properties"]["constraints"]["properties"]
+    assert bounds["quantity"]["maximum"] == bounds["max_moq"]["maximum"] == MAX_PIECES
+    assert bounds["max_unit_price"]["maximum"] == MAX_UNIT_PRICE

@@ -567,7 +567,10 @@ def _mains_checks(rules: MarketRules, product: dict[str, Any], facts: dict[str, 
     if not mains or powered is None or not powered.value:
         return []
     nominal = float(mains["nominal_voltage_v"])
-    frequency = mains["frequency_hz"]
+    # a list where the market runs several grids (Japan: 50 Hz east, 60 Hz west)
+    given = mains["frequency_hz"]
+    frequencies = list(given) if isinstance(given, list) else [given]
+    frequency = "/".join(f"{hz:g}" for hz in frequencies)
     attributes = {str(k).lower(): v for k, v in (product.get("attributes") or {}).items()}
     voltage = str(attributes.get("voltage") or "").strip()
     if not voltage:  # a rating the seller wrote in the title or description
@@ -579,7 +582,8 @@ def _mains_checks(rules: MarketRules, product: dict[str, Any], facts: dict[str, 
     volts = _voltage_range(voltage) if voltage else None
     check: dict[str, Any] = {"check": "mains_voltage",
                              "market_voltage_v": mains["nominal_voltage_v"],
-                             "market_frequency_hz": frequency, "product_voltage": voltage or None}
+                             "market_frequency_hz": frequencies,
+                             "product_voltage": voltage or None}
     if volts is None:
         check.update(status="unknown", detail=f"the product's rated voltage is not stated; "
                      f"{rules.market} mains is {nominal:g} V / {frequency} Hz")

@@ -26,11 +26,14 @@ from jsonschema import Draft202012Validator
 
 
 class LLMError(RuntimeError):
-    """The model did not give a usable answer (API error after retries, or invalid JSON twice)."""
+    """The model did not give a usable answer (API error after retries, or invalid JSON twice).
+    ``endpoint_failed``: the endpoint itself failed (down, timing out, answering something that
+    is not an API response), so the next call would most likely fail the same way."""
 
-    def __init__(self, message: str, record: CallRecord) -> None:
+    def __init__(self, message: str, record: CallRecord, endpoint_failed: bool = False) -> None:
         super().__init__(message)
         self.record = record
+        self.endpoint_failed = endpoint_failed
 
 
 @dataclass
@@ -40,7 +43,9 @@ class CallRecord:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_ms: float = 0.0
-    attempts: int = 0  # answers requested (1, or 2 with the repair attempt)
+    # answers requested (1, or 2 with the repair attempt); the openai client's own retries of
+    # 429, 5xx and timeouts inside one request are not counted
+    attempts: int = 0
     outcome: str = "ok"  # ok | repaired | failed
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -100,15 +105,17 @@ class ChatClient:
             response = self._client.chat.completions.create(
                 model=model, messages=messages, max_tokens=self.max_tokens, temperature=0,
                 response_format={"type": "json_object"})
-        except OpenAIError as exc:
+            if response.usage is not None:
+                record.prompt_tokens += response.usage.prompt_tokens or 0
+                record.completion_tokens += response.usage.completion_tokens or 0
+            choice = response.choices[0] if response.choices else None
+            return (choice.message.content or "") if choice is not None else ""
+        except (OpenAIError, ValueError, TypeError, AttributeError) as exc:
+            # besides the API's own errors: a body that is not a chat completion at all (an
+            # HTML page from a proxy or a wrong base URL answering 200) fails to parse here
             record.outcome, record.error = "failed", f"{type(exc).__name__}: {exc}"[:300]
             raise LLMError(f"{record.task}: the model endpoint failed: {record.error}",
-                           record) from exc
-        if response.usage is not None:
-            record.prompt_tokens += response.usage.prompt_tokens or 0
-            record.completion_tokens += response.usage.completion_tokens or 0
-        choice = response.choices[0] if response.choices else None
-        return (choice.message.content or "") if choice is not None else ""
+                           record, endpoint_failed=True) from exc
 
     def chat_json(self, task: str, messages: list[dict[str, Any]], schema: dict[str, Any],
                   vision: bool = False) -> tuple[dict[str, Any], CallRecord]:

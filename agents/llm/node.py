@@ -24,7 +24,7 @@ from langgraph.runtime import Runtime
 from agents.context import Services
 from agents.evidence import cite
 from agents.llm import tasks
-from agents.llm.client import LLMError
+from agents.llm.client import CallRecord, LLMError
 from agents.llm.gate import check, gate
 from agents.state import State
 
@@ -116,7 +116,8 @@ def template_rfq(result: dict[str, Any], candidate: dict[str, Any],
 def _checked_rfq(draft: dict[str, Any], evidence: dict[str, Any],
                  names: list[str]) -> str | None:
     for language in ("en", "zh"):
-        reason = check({"text": draft[language], "evidence": draft["evidence"]}, evidence, names)
+        reason = check({"text": draft[language], "evidence": draft["evidence"]}, evidence, names,
+                       language)
         if reason:
             return f"{language}: {reason}"
     return None
@@ -146,7 +147,27 @@ def writer_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
         removed.extend(dropped)
         return kept
 
+    # once the endpoint has failed after its retries (down, timing out, not an API), the tasks
+    # left are answered from data at once: each would wait out the same timeouts and retries,
+    # minutes a run against an endpoint that hangs
+    down: list[str] = []
+    skipped: list[str] = []
+
+    def ask(task: str, call: Any, *args: Any) -> tuple[dict[str, Any], Any]:
+        if down:
+            raise LLMError(f"{task}: skipped", CallRecord(task=task, model=client.model,
+                                                          outcome="skipped"))
+        try:
+            return call(client, *args)
+        except LLMError as exc:
+            if exc.endpoint_failed:
+                down.append(exc.record.error or "failed")
+            raise
+
     def failed(task: str, exc: LLMError, fallback: str) -> None:
+        if exc.record.outcome == "skipped":
+            skipped.append(task)
+            return
         records.append(exc.record.as_dict())
         warnings.append(f"{task}: the model failed ({exc.record.error}); {fallback}")
 
@@ -154,8 +175,8 @@ def writer_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
     market_ids = ids_in(market, evidence)
     if market_ids:
         try:
-            answer, record = tasks.market_narrative(client, evidence, market_ids,
-                                                    str(market.get("market") or ""))
+            answer, record = ask("market narrative", tasks.market_narrative, evidence,
+                                 market_ids, str(market.get("market") or ""))
             records.append(record.as_dict())
             market["narrative"] = judge(answer["claims"], "market")
         except LLMError as exc:
@@ -172,7 +193,8 @@ def writer_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
         fallback = template_rfq(result, candidate, quantity_id)
         supplier_name = (candidate.get("supplier") or {}).get("name") or "the supplier"
         try:
-            answer, record = tasks.rfq_draft(client, evidence, ids, supplier_name)
+            answer, record = ask(f"RFQ draft for {supplier_name}", tasks.rfq_draft, evidence,
+                                 ids, supplier_name)
             records.append(record.as_dict())
             draft = {"en": answer["en"], "zh": answer["zh"], "evidence": answer["evidence"],
                      "source": "model"}
@@ -196,12 +218,16 @@ def writer_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
         eid for claim in result.get("claims") or [] for eid in claim.get("evidence") or []))
     if summary_ids:
         try:
-            answer, record = tasks.run_summary(client, evidence, summary_ids)
+            answer, record = ask("summary", tasks.run_summary, evidence, summary_ids)
             records.append(record.as_dict())
             result["summary"] = judge(answer["claims"], "summary")
         except LLMError as exc:
             failed("summary", exc, "no summary")
 
+    if skipped:
+        warnings.append(f"model: the endpoint failed ({down[0]}), so {len(skipped)} later "
+                        f"task(s) were not sent to it and are answered from data: "
+                        f"{', '.join(skipped)}")
     grounding = dict(result.get("grounding") or {})
     grounding["model"] = {"total": total, "supported": supported, "removed": len(removed),
                           "unsupported": removed}

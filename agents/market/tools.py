@@ -7,9 +7,10 @@ marketplaces) and ``market.json``, which says what the table describes::
 
     {"market": "UK", "label": "Amazon UK 2023", "currency": "GBP"}
 
-``market`` is the market code runs name (``sourcing markets`` lists those with compliance rules),
-``currency`` the ISO 4217 code of the table's prices. ``load_market_tables`` reads several such
-folders (setting ``SOURCING_MARKET_DIRS``), one per market.
+``market`` is the market code runs name (one with compliance rules: an unknown code is refused
+with the list of known ones, which ``GET /v1/markets`` also gives), ``currency`` the ISO 4217
+code of the table's prices. ``load_market_tables`` reads several such folders (setting
+``SOURCING_MARKET_DIRS``), one per market.
 
 ``amazon_categories.csv`` names 248 categories; ``amazon_products.csv`` holds 20 listings per
 category (ASIN, title, stars, reviews, price, list price, best-seller flag, bought in the last
@@ -20,12 +21,18 @@ In the source data a value of 0 stands for "not stated": a price of 0 is a missi
 means no rating shown and 0 reviews with a rating is a missing count. ``boughtInLastMonth`` is kept
 as given: Amazon shows "N+ bought in past month" only from 50 up, so 0 means under 50 or not shown,
 and the figures are lower bounds.
+
+``AmazonMarketData.load`` refuses, naming the file and line, what would otherwise pass as data: a
+negative or non-finite price, stars outside 0..5, a negative count, a repeated ASIN (ASINs are
+evidence ids) or category id, a listing of a category the categories file lacks, and a products
+file with no listings at all.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -88,9 +95,38 @@ def _stat(values: Sequence[float], q: float) -> float:
                                      method=PERCENTILE_METHOD)), 2)
 
 
-def _positive(text: str) -> float | None:
+def _number(text: str, field: str) -> float:
+    """``text`` as a finite number (empty is 0, "not stated"): ``inf`` or NaN would reach the
+    statistics and the JSON answers, which cannot carry them."""
     value = float(text) if text.strip() else 0.0
+    if not math.isfinite(value):
+        raise ValueError(f"{field} {text.strip()!r} is not a finite number")
+    return value
+
+
+def _price(text: str, field: str) -> float | None:
+    """A price, ``None`` where the source holds 0 or nothing ("not stated"); a negative price is
+    refused rather than taken as missing, since it says the table is broken, not silent."""
+    value = _number(text, field)
+    if value < 0:
+        raise ValueError(f"{field} {value:g} is negative")
     return value if value > 0 else None
+
+
+def _stars(text: str) -> float | None:
+    """A star rating in 0..5, ``None`` for 0 (no rating shown)."""
+    value = _number(text, "stars")
+    if not 0 <= value <= 5:
+        raise ValueError(f"stars {value:g} is outside 0..5")
+    return value if value > 0 else None
+
+
+def _count(text: str, field: str) -> int:
+    """A count of reviews or units: finite and not negative."""
+    value = _number(text, field)
+    if value < 0:
+        raise ValueError(f"{field} {value:g} is negative")
+    return int(value)
 
 
 class AmazonMarketData:
@@ -126,36 +162,56 @@ class AmazonMarketData:
             raise MarketTableError(f"marketplace table folder not found: {folder}")
         about = read_market_file(folder / MARKET_FILE)
         categories: dict[int, str] = {}
+        category_lines: dict[int, int] = {}
         path = folder / CATEGORIES_FILE
         with path.open(newline="", encoding="utf-8") as handle:
             for line, row in enumerate(csv.DictReader(handle), start=2):
                 try:
-                    categories[int(row["id"])] = row["category_name"].strip()
-                except (KeyError, TypeError, ValueError) as error:
+                    category_id = int(row["id"])
+                    if category_id in category_lines:
+                        raise ValueError(f"id {category_id} repeats line "
+                                         f"{category_lines[category_id]}")
+                    categories[category_id] = row["category_name"].strip()
+                    category_lines[category_id] = line
+                except (KeyError, TypeError, ValueError, AttributeError) as error:
                     raise MarketTableError(f"{path}: line {line}: bad category row: "
                                            f"{error}") from None
         listings: list[AmazonListing] = []
+        asin_lines: dict[str, int] = {}  # ASINs are evidence ids: one row each
         path = folder / PRODUCTS_FILE
         with path.open(newline="", encoding="utf-8") as handle:
             for line, row in enumerate(csv.DictReader(handle), start=2):
                 try:
-                    stars = _positive(row["stars"])
-                    reviews = int(float(row["reviews"] or 0))
+                    asin = row["asin"].strip()
+                    if not asin:
+                        raise ValueError("asin is empty")
+                    if asin in asin_lines:
+                        raise ValueError(f"asin {asin} repeats line {asin_lines[asin]}")
+                    category_id = int(row["category_id"])
+                    if category_id not in categories:
+                        raise ValueError(f"category_id {category_id} is not in "
+                                         f"{CATEGORIES_FILE}")
+                    reviews = _count(row["reviews"], "reviews")
                     listings.append(AmazonListing(
-                        asin=row["asin"].strip(),
+                        asin=asin,
                         title=row["title"].strip(),
-                        category_id=int(row["category_id"]),
-                        price=_positive(row["price"]),
-                        list_price=_positive(row["listPrice"]),
-                        stars=stars,
+                        category_id=category_id,
+                        price=_price(row["price"], "price"),
+                        list_price=_price(row["listPrice"], "listPrice"),
+                        stars=_stars(row["stars"]),
                         reviews=reviews if reviews > 0 else None,
                         is_best_seller=row["isBestSeller"].strip().lower() == "true",
-                        bought_in_last_month=int(float(row["boughtInLastMonth"] or 0)),
+                        bought_in_last_month=_count(row["boughtInLastMonth"],
+                                                    "boughtInLastMonth"),
                         line=line,
                     ))
+                    asin_lines[asin] = line
                 except (KeyError, TypeError, ValueError, AttributeError) as error:
                     raise MarketTableError(f"{path}: line {line}: bad listing row: "
                                            f"{error}") from None
+        if not listings:
+            raise MarketTableError(f"{path}: no listings (a header alone gives no market "
+                                   "figures)")
         return cls(categories, listings, label=about["label"], folder=folder,
                    cache_dir=Path(cache_dir) if cache_dir is not None else None,
                    market=about["market"], currency=about["currency"])

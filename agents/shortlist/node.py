@@ -230,8 +230,7 @@ def _sale_price(state: State, market: dict[str, Any], evidence: dict[str, dict[s
         if currency != COST_CURRENCY:
             return None, None, MARKET_PRICE_BASIS, (
                 f"market prices in {currency}, costs in {COST_CURRENCY}: no exchange rate is "
-                "bundled, so sale price, referral fee and margin are unknown (give a sale price "
-                f"in {COST_CURRENCY})")
+                "bundled, so sale price, referral fee and margin are unknown")
         return band.get("median"), median_id, MARKET_PRICE_BASIS, None
     return None, None, MARKET_PRICE_BASIS, None
 

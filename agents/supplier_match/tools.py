@@ -8,6 +8,10 @@ from typing import Any
 from data.catalog.schema import CAPABILITIES, SUPPLIER_KINDS, Listing, Supplier
 from retrieval.filters import SearchFilter
 
+# Sanity bounds: a larger value is a typo, and a landed cost for it would be computed in earnest.
+MAX_PIECES = 10_000_000  # quantity and max_moq
+MAX_UNIT_PRICE = 1_000_000.0  # as agents.shortlist.landed_cost.MAX_SALE_PRICE caps a sale price
+
 
 @dataclass(frozen=True)
 class Constraints:
@@ -59,9 +63,9 @@ class Constraints:
             raise ValueError(f"constraint supplier_kind: expected one of "
                              f"{', '.join(SUPPLIER_KINDS)}, got {kind!r}")
         return cls(
-            max_moq=_positive(raw, "max_moq", int, least=1),
-            max_unit_price=_positive(raw, "max_unit_price", float),
-            quantity=_positive(raw, "quantity", int, least=1),
+            max_moq=_positive(raw, "max_moq", int, least=1, most=MAX_PIECES),
+            max_unit_price=_positive(raw, "max_unit_price", float, most=MAX_UNIT_PRICE),
+            quantity=_positive(raw, "quantity", int, least=1, most=MAX_PIECES),
             supplier_kind=kind,
             capabilities=tuple(caps),
             min_on_time_rate=_positive(raw, "min_on_time_rate", float, most=1.0),
@@ -85,12 +89,14 @@ def _positive(raw: dict[str, Any], key: str, kind: type, least: float = 0.0,
     if converted != converted or converted in (float("inf"), float("-inf")):
         # NaN passes no comparison: it would switch the constraint off
         raise ValueError(f"constraint {key}: expected a number, got {value!r}")
-    if kind is int and float(value) != converted:
-        raise ValueError(f"constraint {key}: expected a whole number, got {value!r}")
     if converted < least:
         raise ValueError(f"constraint {key}: must be at least {least:g}, got {value!r}")
     if most is not None and converted > most:
-        raise ValueError(f"constraint {key}: must be at most {most:g}, got {value!r}")
+        limit = f"{int(most):,}" if float(most).is_integer() else f"{most:g}"
+        raise ValueError(f"constraint {key}: must be at most {limit}, got {value!r}")
+    # after the bounds: float() of a huge whole number would overflow
+    if kind is int and float(value) != converted:
+        raise ValueError(f"constraint {key}: expected a whole number, got {value!r}")
     return converted
 
 

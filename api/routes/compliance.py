@@ -18,6 +18,11 @@ router = APIRouter(prefix="/v1/compliance", tags=["compliance"], responses=COMMO
              summary="Requirements, open questions and checks for one product and market")
 async def check(body: ComplianceCheckBody, services: ServicesDep,
                 caller: CallerDep) -> ComplianceReport:
+    # as the command line: with no words about the product only generic rules would match,
+    # answered as if they were its requirements
+    if not ((body.title or "").strip() or (body.description or "").strip()):
+        raise HTTPException(422, "title, description: give a non-blank title or description of "
+                                 "the product")
     product = {"title": body.title, "text": body.description, "category": body.category,
                "material": body.material, "attributes": body.attributes,
                "hs_candidates": [{"code": body.hs_code, "score": 1.0}] if body.hs_code else []}
