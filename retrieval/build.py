@@ -24,7 +24,7 @@ from tqdm import tqdm
 from data.catalog.schema import Catalog, Listing, Supplier
 from retrieval.embedders.base import ImageEmbedder
 from retrieval.filters import payload_of
-from retrieval.images import load_image
+from retrieval.images import ImageDecodeError, load_image
 from retrieval.index import (
     IndexMismatchError,
     IndexRecord,
@@ -207,8 +207,7 @@ def _embed(catalog: Catalog, embedder: ImageEmbedder, listing_ids: Sequence[str]
     bar = tqdm(total=total, desc="embedding photos", unit="img", disable=not progress)
     try:
         for batch in _record_batches(catalog, listing_ids, batch_size):
-            vectors = embedder.embed_images(
-                [load_image(catalog.image_path(record.image)) for record in batch])
+            vectors = embedder.embed_images([_catalog_photo(catalog, record) for record in batch])
             if on_batch is not None:
                 on_batch(batch, vectors)
             else:
@@ -219,6 +218,17 @@ def _embed(catalog: Catalog, embedder: ImageEmbedder, listing_ids: Sequence[str]
         bar.close()
     stacked = np.concatenate(kept) if kept else np.zeros((0, embedder.dim), np.float32)
     return kept_records, stacked
+
+
+def _catalog_photo(catalog: Catalog, record: IndexRecord) -> Any:
+    """A catalog photo decoded; one that cannot be used is named with the ``listings.csv`` line
+    that lists it, as the importer names its other problems."""
+    try:
+        return load_image(catalog.image_path(record.image))
+    except ImageDecodeError as exc:
+        line = catalog.listings[record.listing_id].line
+        raise ImageDecodeError(f"listings.csv:{line}: images: listing {record.listing_id}: "
+                               f"{exc}") from exc
 
 
 def _record_batches(catalog: Catalog, listing_ids: Sequence[str], batch_size: int

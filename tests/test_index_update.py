@@ -211,7 +211,10 @@ def test_a_broken_photo_leaves_the_index_as_it_was(catalog_dir, tmp_path):
     (changed / "images" / "L30-0.png").write_bytes(b"\x89PNG not really")
     listings.append(_listing(30, ["images/L30-0.png"]))
     _write_catalog(changed, listings, suppliers)
-    with pytest.raises(ImageDecodeError):
+    # named as the importer names a bad row: the listings.csv line that lists the photo
+    line = len(listings) + 1
+    with pytest.raises(ImageDecodeError, match=rf"^listings\.csv:{line}: images: listing L30: "
+                                               r".*L30-0\.png"):
         update_index(index, load_catalog(changed), embedder, progress=False)
     assert (len(index), index.listings(), dict(index.fingerprints)) == before
 
