@@ -330,10 +330,10 @@ def eval_run(
     settings = _settings(catalog_dir=catalog, index_dir=index)
     # the project's agent serves the markets it has rules for: a typo fails on its line now;
     # another agent may serve others (a lab's own rules), so its markets are its business
-    check_market = (None if agent_spec else
-                    _load_rulebook(settings.rules_dir).market_rules)
+    # (loaded once, for this check and for the project's agent below)
+    rulebook = None if agent_spec else _load_rulebook(settings.rules_dir)
     try:
-        cases = load_eval_set(chosen, check_market)
+        cases = load_eval_set(chosen, rulebook.market_rules if rulebook else None)
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     if agent_spec:
@@ -346,7 +346,7 @@ def eval_run(
     else:
         # text-only cases run the compliance check and the HS classifier on the words; the image
         # index is built only when a case has a photo
-        runner = (_runner(settings, build_if_missing=True)
+        runner = (_runner(settings, build_if_missing=True, rulebook=rulebook)
                   if any(case.image is not None for case in cases) else None)
         text_agent = None
         if any(case.image is None for case in cases):
@@ -355,7 +355,7 @@ def eval_run(
 
             services = runner.services if runner else None
             text_agent = text_only_agent(
-                _load_rulebook(settings.rules_dir),
+                rulebook,
                 services.hs_classifier if services else HSClassifier.load(
                     settings.data_dir / "trade"),
                 services.text_embedder if services else MiniLMTextEmbedder(
