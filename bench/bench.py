@@ -37,6 +37,7 @@ Exits 0 when every target holds, 1 otherwise, naming the targets missed.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
 import sys
 import time
@@ -388,6 +389,74 @@ def bench_api(report: Report, services, photos: list[bytes], rounds: int, tmp: P
     layer = rate["ours"] / rate["same_work"]
     report.add("API layer alone: /v1/search/image / bare Starlette doing the same header check "
                "and search", f"{layer:.2f}x ({rate['ours']:.0f} / {rate['same_work']:.0f} per s)")
+    apps = {"ours": (create_app(services=stubbed, settings=settings), "/v1/search/image"),
+            "upload": (bare_app(stubbed), "/upload"),
+            "fastapi": (fastapi_floor_app(), "/upload")}
+    server = asyncio.run(_server_side(apps, photos, rounds))
+    report.add("API server side, without an HTTP client (the app called as ASGI with a ready "
+               "body; information): bare Starlette upload / FastAPI endpoint that only reads "
+               "the upload / /v1/search/image",
+               " / ".join(f"{server[name] * 1000:.2f} ms" for name in ("upload", "fastapi",
+                                                                        "ours"))
+               + f" per request ({server['upload'] / server['fastapi']:.2f}x and "
+               f"{server['upload'] / server['ours']:.2f}x of bare Starlette)")
+
+
+BOUNDARY = "bench-boundary-7d1f"
+
+
+def multipart_body(photo: bytes) -> bytes:
+    """The route's form (``k`` and the photo) as a multipart body, as a client sends it."""
+    head = (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="k"\r\n\r\n10\r\n'
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; '
+            'filename="photo.jpg"\r\nContent-Type: image/jpeg\r\n\r\n')
+    return head.encode() + photo + f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+async def asgi_post(app, path: str, body: bytes) -> int:
+    """POST ``body`` to ``app`` by calling it as ASGI (no client, no socket); the status."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
+             "query_string": b"", "root_path": "", "client": ("127.0.0.1", 50000),
+             "server": ("bench", 80), "state": {},
+             "headers": [(b"host", b"bench"), (b"content-length", str(len(body)).encode()),
+                         (b"content-type",
+                          f"multipart/form-data; boundary={BOUNDARY}".encode())]}
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    statuses: list[int] = []
+
+    async def receive():
+        if messages:
+            return messages.pop()
+        await asyncio.Event().wait()  # no disconnect while the app answers
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    await app(scope, receive, send)
+    return statuses[0]
+
+
+async def _server_side(apps: dict, photos: list[bytes], rounds: int) -> dict[str, float]:
+    """Seconds per request of each app called as ASGI, interleaved as ``bench_api`` does: what
+    the server itself spends, which the test client's own work hides."""
+    bodies = [multipart_body(photo) for photo in photos]
+    for body in bodies[:3]:
+        for app, path in apps.values():
+            status = await asgi_post(app, path, body)
+            assert status == 200, status
+    spent = dict.fromkeys(apps, 0.0)
+    order = list(apps)
+    for _ in range(rounds):
+        for body in bodies:
+            for name in order:
+                app, path = apps[name]
+                start = time.perf_counter()
+                await asgi_post(app, path, body)
+                spent[name] += time.perf_counter() - start
+            order = order[1:] + order[:1]
+    return {name: seconds / (rounds * len(bodies)) for name, seconds in spent.items()}
 
 
 def _decode(data: bytes):

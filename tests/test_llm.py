@@ -117,19 +117,27 @@ def test_retries_on_429_and_5xx(status):
     with FakeChatServer(script=[status, status]) as fake:
         answer, record = _client(fake).chat_json("t", _messages(), CLAIMS_SCHEMA)
     assert answer["claims"] and len(fake.requests) == 3  # two refusals, then the answer
+    assert record.attempts == 3 and record.outcome == "ok"  # the client's retries counted
+
+
+def test_retried_request_and_repair_are_both_counted():
+    with FakeChatServer(script=["500", "malformed"]) as fake:
+        answer, record = _client(fake).chat_json("t", _messages(), CLAIMS_SCHEMA)
+    assert record.outcome == "repaired" and record.attempts == len(fake.requests) == 3
 
 
 def test_gives_up_after_retries():
     with FakeChatServer(script=["500"] * 5) as fake:
-        with pytest.raises(LLMError, match="endpoint failed"):
+        with pytest.raises(LLMError, match="endpoint failed") as caught:
             _client(fake, max_retries=1).chat_json("t", _messages(), CLAIMS_SCHEMA)
-    assert len(fake.requests) == 2
+    assert len(fake.requests) == 2 and caught.value.record.attempts == 2
 
 
 def test_slow_answer_times_out():
     with FakeChatServer(script=["slow"], slow_s=1.5) as fake:
-        with pytest.raises(LLMError, match="Timeout"):
+        with pytest.raises(LLMError, match="Timeout") as caught:
             _client(fake, max_retries=0).chat_json("t", _messages(), CLAIMS_SCHEMA)
+    assert caught.value.record.attempts == 1
 
 
 def test_image_goes_as_data_url():

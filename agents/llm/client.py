@@ -7,8 +7,9 @@
 - **Structured output**: the request asks for a JSON object (``response_format``); the answer is
   parsed and validated against the task's JSON Schema. One repair attempt sends the problem back
   to the model; a second bad answer raises ``LLMError``.
-- **Accounting**: each call returns a ``CallRecord`` (task, model, tokens, latency, attempts,
-  outcome) that the result's ``llm`` section lists.
+- **Accounting**: each call returns a ``CallRecord`` (task, model, tokens, latency, attempts:
+  every HTTP request sent, the client's own retries included; outcome) that the result's
+  ``llm`` section lists.
 
 Nothing here runs at import time; ``ChatClient.from_settings`` returns None when no endpoint is
 configured, and every caller then takes its deterministic path.
@@ -43,8 +44,8 @@ class CallRecord:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_ms: float = 0.0
-    # answers requested (1, or 2 with the repair attempt); the openai client's own retries of
-    # 429, 5xx and timeouts inside one request are not counted
+    # HTTP requests sent: the answers asked for (1, or 2 with the repair attempt) and the
+    # openai client's own retries of 429, 5xx and timeouts inside each
     attempts: int = 0
     outcome: str = "ok"  # ok | repaired | failed
     error: str | None = None
@@ -74,6 +75,16 @@ def _first_json_object(text: str) -> Any:
     return json.loads(text[start:end + 1])
 
 
+def _requests_sent(exc: Exception) -> int:
+    """Requests the openai client sent before raising ``exc``: its last request carries the
+    count of retries before it (the ``x-stainless-retry-count`` header the client sets)."""
+    request = getattr(exc, "request", None)
+    try:
+        return 1 + int(request.headers.get("x-stainless-retry-count", 0))
+    except (AttributeError, TypeError, ValueError):  # no request (or no count) to read
+        return 1
+
+
 class ChatClient:
     """One configured endpoint and model; see the module docstring."""
 
@@ -100,11 +111,12 @@ class ChatClient:
     def _ask(self, model: str, messages: list[dict[str, Any]], record: CallRecord) -> str:
         from openai import OpenAIError
 
-        record.attempts += 1
         try:
-            response = self._client.chat.completions.create(
+            raw = self._client.chat.completions.with_raw_response.create(
                 model=model, messages=messages, max_tokens=self.max_tokens, temperature=0,
                 response_format={"type": "json_object"})
+            record.attempts += 1 + raw.retries_taken
+            response = raw.parse()
             if response.usage is not None:
                 record.prompt_tokens += response.usage.prompt_tokens or 0
                 record.completion_tokens += response.usage.completion_tokens or 0
@@ -113,6 +125,8 @@ class ChatClient:
         except (OpenAIError, ValueError, TypeError, AttributeError) as exc:
             # besides the API's own errors: a body that is not a chat completion at all (an
             # HTML page from a proxy or a wrong base URL answering 200) fails to parse here
+            if isinstance(exc, OpenAIError):
+                record.attempts += _requests_sent(exc)
             record.outcome, record.error = "failed", f"{type(exc).__name__}: {exc}"[:300]
             raise LLMError(f"{record.task}: the model endpoint failed: {record.error}",
                            record, endpoint_failed=True) from exc
