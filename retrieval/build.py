@@ -122,7 +122,8 @@ def build_index(catalog: Catalog, embedder: ImageEmbedder, out: str | Path | Non
     ``qdrant`` (on the server at ``qdrant_url`` when given, else in process); ``options`` go to
     the backend (e.g. ``collection``, ``shard_number``, ``replication_factor``, ``nprobe``).
     Nothing is written until every photo has been read and embedded, so a catalog with a
-    broken photo leaves an existing index untouched.
+    broken photo leaves an existing index untouched; every photo that cannot be used is named
+    in one ``CatalogPhotoError``.
     """
     if backend == "faiss":
         options["index_type"] = index_type
@@ -152,10 +153,10 @@ def update_index(index: VectorIndex, catalog: Catalog, embedder: ImageEmbedder,
 
     New listings are embedded and added, removed ones deleted, listings whose photos changed
     re-embedded, and listings whose row or supplier row changed (same photos) get their payload
-    re-written. Every photo is embedded before the index is touched, so a broken photo leaves
-    it as it was. The index is changed in memory (a Qdrant server index: in its collection);
-    ``save`` it to make the change durable. Search results afterwards equal those of a full
-    rebuild from ``catalog``.
+    re-written. Every photo is embedded before the index is touched, so broken photos (all of
+    them named in one ``CatalogPhotoError``) leave it as it was. The index is changed in memory
+    (a Qdrant server index: in its collection); ``save`` it to make the change durable. Search
+    results afterwards equal those of a full rebuild from ``catalog``.
     """
     if index.embedder_name != embedder.name or index.dim != embedder.dim:
         raise IndexMismatchError(
@@ -204,20 +205,50 @@ def _embed(catalog: Catalog, embedder: ImageEmbedder, listing_ids: Sequence[str]
     total = sum(len(catalog.listings[listing_id].images) for listing_id in listing_ids)
     kept_records: list[IndexRecord] = []
     kept: list[np.ndarray] = []
+    broken: list[str] = []  # once a photo fails, the rest are only decoded, to name them all
     bar = tqdm(total=total, desc="embedding photos", unit="img", disable=not progress)
     try:
         for batch in _record_batches(catalog, listing_ids, batch_size):
-            vectors = embedder.embed_images([_catalog_photo(catalog, record) for record in batch])
+            photos = []
+            for record in batch:
+                try:
+                    photos.append(_catalog_photo(catalog, record))
+                except ImageDecodeError as exc:
+                    broken.append(str(exc))
+            bar.update(len(batch))
+            if broken:
+                continue
+            vectors = embedder.embed_images(photos)
             if on_batch is not None:
                 on_batch(batch, vectors)
             else:
                 kept_records.extend(batch)
                 kept.append(np.asarray(vectors, dtype=np.float32))
-            bar.update(len(batch))
     finally:
         bar.close()
+    if broken:
+        raise CatalogPhotoError(broken)
     stacked = np.concatenate(kept) if kept else np.zeros((0, embedder.dim), np.float32)
     return kept_records, stacked
+
+
+class CatalogPhotoError(ImageDecodeError):
+    """Catalog photos that cannot be used, all of them named (each with the ``listings.csv``
+    line that lists it), so that one build tells a catalog's owner everything to fix."""
+
+    SHOWN = 20  # problems written out; the rest are counted
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        if len(self.problems) == 1:
+            message = self.problems[0]
+        else:
+            shown = self.problems[:self.SHOWN]
+            message = "\n".join([f"{len(self.problems)} catalog photos cannot be used:",
+                                  *(f"  {problem}" for problem in shown)])
+            if len(self.problems) > len(shown):
+                message += f"\n  ... and {len(self.problems) - len(shown)} more"
+        super().__init__(message)
 
 
 def _catalog_photo(catalog: Catalog, record: IndexRecord) -> Any:

@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw
 
 from data.catalog.importer import load_catalog
 from retrieval.build import (
+    CatalogPhotoError,
     build_index,
     catalog_fingerprint,
     index_matches_catalog,
@@ -217,6 +218,38 @@ def test_a_broken_photo_leaves_the_index_as_it_was(catalog_dir, tmp_path):
                                                r".*L30-0\.png"):
         update_index(index, load_catalog(changed), embedder, progress=False)
     assert (len(index), index.listings(), dict(index.fingerprints)) == before
+
+
+def test_every_broken_photo_is_named_in_one_error(catalog_dir, tmp_path):
+    embedder = TinyPixelEmbedder()
+    out = tmp_path / "index"
+    build_index(load_catalog(catalog_dir), embedder, out=out, progress=False)
+    saved = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()}
+    changed = _copy(catalog_dir, tmp_path / "changed")
+    listings, suppliers = _rows(changed)
+    for i, broken in ((30, b"\x89PNG not really"), (31, b""), (32, b"GIF89a junk")):
+        (changed / "images" / f"L{i}-0.png").write_bytes(broken)
+        listings.append(_listing(i, [f"images/L{i}-0.png"]))
+    _write_catalog(changed, listings, suppliers)
+    catalog = load_catalog(changed)
+    for attempt in (lambda: build_index(catalog, embedder, out=out, progress=False),
+                    lambda: update_index(open_index(out), catalog, embedder, progress=False)):
+        with pytest.raises(CatalogPhotoError) as caught:
+            attempt()
+        message = str(caught.value)
+        assert message.startswith("3 catalog photos cannot be used:")
+        assert len(caught.value.problems) == 3 and isinstance(caught.value, ImageDecodeError)
+        for i, line in ((30, len(listings) - 1), (31, len(listings)), (32, len(listings) + 1)):
+            assert f"listings.csv:{line}: images: listing L{i}: " in message
+    # the saved index was not touched by either attempt
+    assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == saved
+
+
+def test_many_broken_photos_are_counted_past_those_written_out():
+    error = CatalogPhotoError([f"listings.csv:{i}: images: bad" for i in range(2, 32)])
+    lines = str(error).splitlines()
+    assert lines[0] == "30 catalog photos cannot be used:"
+    assert len(lines) == 1 + CatalogPhotoError.SHOWN + 1 and lines[-1] == "  ... and 10 more"
 
 
 def test_catalog_fingerprint_detects_changes_and_ignores_row_order(catalog_dir, tmp_path):
