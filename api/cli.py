@@ -46,6 +46,13 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _then(problem: Exception, outcome: str) -> str:
+    """``problem``, then what was done about it: on the same line, or on a line of its own
+    after a problem that lists several (one a line)."""
+    text = str(problem)
+    return f"{text}\n{outcome}" if "\n" in text else f"{text}; {outcome}"
+
+
 # settings the commands take as options: a bad value given there is named by its option
 SETTING_OPTIONS = {"catalog_dir": "--catalog", "embedder": "--embedder",
                    "index_backend": "--backend", "index_type": "--index-type"}
@@ -163,7 +170,7 @@ def index_build(
     try:
         index = build_catalog_index(settings, loaded, image_embedder)
     except (ImageDecodeError, IndexUnavailableError) as exc:
-        _fail(f"{exc}; the index was not written")
+        _fail(_then(exc, "the index was not written"))
     out.print(f"indexed {len(index)} photos of {len(loaded.listings)} listings from "
               f"{len(loaded.suppliers)} suppliers with {image_embedder.name} "
               f"({settings.index_backend}, {getattr(index, 'index_type', 'collection')}) -> "
@@ -222,7 +229,7 @@ def index_update(
     except (IndexNotFoundError, IndexMismatchError) as exc:
         _fail(str(exc))
     except (ImageDecodeError, IndexUnavailableError) as exc:
-        _fail(f"{exc}; the index was not changed")
+        _fail(_then(exc, "the index was not changed"))
     out.print(f"updated {settings.index_dir}: {len(report.added)} added, "
               f"{len(report.updated)} updated, "
               f"{len(report.deleted)} deleted, {report.unchanged} unchanged "

@@ -105,3 +105,19 @@ def test_an_unreachable_qdrant_server_is_one_error_line_and_writes_nothing(
     assert outcome.output.startswith(f"error: Qdrant server at {url} cannot be used:")
     assert "the index was not written" in " ".join(outcome.output.split())
     assert "Traceback" not in outcome.output and not index.exists()
+
+
+def test_index_build_names_every_broken_catalog_photo_and_writes_nothing(tmp_path):
+    catalog, index = tmp_path / "catalog", tmp_path / "index"
+    _write_catalog(catalog)
+    (catalog / "images" / "p0.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    (catalog / "images" / "p2.jpg").write_bytes(b"")
+    outcome = cli.invoke(app, ["index", "build", "--catalog", str(catalog), "--out", str(index),
+                               "--no-features"])
+    assert outcome.exit_code == 2, outcome.output
+    lines = outcome.output.splitlines()
+    first = lines.index("error: 2 catalog photos cannot be used:")  # after the progress bar
+    assert lines[first + 1].startswith("  listings.csv:2: images: listing L1: ")
+    assert lines[first + 2].startswith("  listings.csv:4: images: listing L3: ")
+    assert lines[first + 3] == "the index was not written" and "Traceback" not in outcome.output
+    assert not index.exists()
