@@ -49,6 +49,8 @@ def _messages(evidence=EVIDENCE):
                                                "eu.yaml:EU-LVD:legal_act"]),
     ("我们订购一千件，统一报价", ["request:constraints:quantity"]),
     ("One of the offers is priced at 12.5", ["listings.csv:L0001:price_min"]),
+    ("l0001 is priced at 12.5", ["listings.csv:L0001:price_min"]),  # an id in any case
+    ("The p10 of the band is 12.5", ["listings.csv:L0001:price_min"]),  # a percentile, not an id
 ])
 def test_gate_keeps_true_claims(text, cited):
     assert check({"text": text, "evidence": cited}, EVIDENCE, NAMES) is None
@@ -72,6 +74,7 @@ def test_gate_keeps_true_claims(text, cited):
     # certificates and suppliers the evidence does not hold, whatever the case or short form
     ("Holds CE and FCC certificates", ["suppliers.csv:S017:certifications"], "certificate FCC"),
     ("yiwu star offers 12.5", ["listings.csv:L0001:price_min"], "names supplier"),
+    ("l0099 is cheaper at 12.5", ["listings.csv:L0001:price_min"], "names l0099"),
     # the seller reads English claims: another language is refused, whatever it says
     ("Спрос высокий, цена низкая", ["listings.csv:L0001:price_min"], "not in English"),
     ("需求很高，价格很低", ["listings.csv:L0001:price_min"], "not in English"),

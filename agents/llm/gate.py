@@ -35,7 +35,10 @@ NUMBER = re.compile(r"(?<![A-Za-z0-9_.])-?\d+(?:,\d{3})*(?:\.\d+)?(?:[eE][+-]?\d
 # a scale right after a number: "6.48k", "12 thousand", "1.2 million"
 SCALE = re.compile(r"\s*(k|K)(?![A-Za-z])|\s+(thousand|million|billion)\b", re.IGNORECASE)
 SCALES = {"k": 1e3, "thousand": 1e3, "million": 1e6, "billion": 1e9}
-IDENTIFIER = re.compile(r"(?<![A-Za-z0-9])[A-Z]{1,4}-?\d{2,}[A-Z0-9-]*(?![A-Za-z0-9])")
+# a listing, supplier or product id (L0042, S017, P-1203); in lower case (l0042) from three
+# digits on, so that "p10" or "p90" (percentiles) are read as words
+IDENTIFIER = re.compile(r"(?<![A-Za-z0-9])(?:[A-Z]{1,4}-?\d{2,}[A-Z0-9-]*|[a-z]{1,4}-?\d{3,}"
+                        r"[a-z0-9-]*)(?![A-Za-z0-9])")
 LEGAL_ACT = re.compile(r"\d{4}/\d+(?:/(?:EU|EC|EEC))?|\d+ CFR \d+")
 # certification marks a claim may not name unless the cited evidence does (case as written)
 CERTIFICATES = ("CE", "UKCA", "FCC", "UL", "ETL", "CSA", "RoHS", "REACH", "CCC", "PSE", "KC",
@@ -192,10 +195,13 @@ def check(claim: dict[str, Any], evidence: dict[str, dict[str, Any]],
     if missing:
         return f"cites evidence the result does not hold: {', '.join(missing[:3])}"
     held_numbers, held_text = _held([evidence[eid] for eid in cited])
-    for entity in LEGAL_ACT.findall(text) + IDENTIFIER.findall(text):
+    held_folded = held_text.casefold()
+    for entity in LEGAL_ACT.findall(text):
         if entity not in held_text:
             return f"names {entity}, which the cited evidence does not hold"
-    held_folded = held_text.casefold()
+    for entity in IDENTIFIER.findall(text):
+        if entity.casefold() not in held_folded:
+            return f"names {entity}, which the cited evidence does not hold"
     for mark in CERTIFICATE.findall(text):
         if mark.casefold() not in held_folded:
             return f"names certificate {mark}, which the cited evidence does not hold"
