@@ -475,6 +475,48 @@ def eval_grounding(
         raise typer.Exit(1)
 
 
+@eval_app.command("hs-holdout")
+def eval_hs_holdout(
+    set_path: Path = typer.Option(None, "--set", help="Eval set (JSONL) of text cases that "
+                                                      "expect an hs_heading. Default: the "
+                                                      "hand-labelled HS gold set."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Folder for hs_holdout.json"),
+) -> None:
+    """The HS classifier on product kinds its priors do not name: top-1 / top-3 heading
+    accuracy with all priors, with the priors written for each case's kind withheld, with every
+    prior of its heading withheld, and with none."""
+    from agents.market.hs import HSClassifier
+    from api.settings import REPO_ROOT
+    from evals.hs_holdout import VARIANTS, hs_holdout
+    from evals.sets import load_eval_set
+    from retrieval.embedders.text import MiniLMTextEmbedder
+
+    settings = _settings()
+    chosen = set_path or REPO_ROOT / "evals" / "sets" / "hs_gold" / "hs_gold.jsonl"
+    try:
+        cases = load_eval_set(chosen)
+        classifier = HSClassifier.load(settings.data_dir / "trade")
+        report = hs_holdout(classifier, MiniLMTextEmbedder(settings.text_model_path), cases)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    table = Table(title=f"HS classifier, priors withheld ({report['n']} cases of {chosen.name})")
+    for column in ("priors", "heading top-1 (95% interval)", "heading top-3 (95% interval)"):
+        table.add_column(column, justify="left" if column == "priors" else "right")
+    for variant in VARIANTS:
+        cells = []
+        for k in ("top1", "top3"):
+            metric = report["metrics"][f"{variant}_{k}"]
+            interval = metric["ci95"]
+            cells.append(f"{metric['value']:.3f}" + (f" ({interval[0]:.2f}-{interval[1]:.2f})"
+                                                      if interval else ""))
+        table.add_row(variant.replace("_", " "), *cells)
+    out.print(table)
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "hs_holdout.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+        out.print(f"report: {out_dir / 'hs_holdout.json'}")
+
+
 def _print_compliance_by_market(report: dict[str, Any]) -> None:
     by_market = report.get("by_market") or {}
     if not by_market:
