@@ -7,10 +7,12 @@ model). It can be told to misbehave:
 
 - ``script``: a list of behaviours for the next requests, one each, then the default:
   ``"good"``, ``"malformed"`` (not JSON), ``"invented_supplier"``, ``"wrong_price"``,
-  ``"missing_evidence"``, ``"slow"`` (sleeps ``slow_s``), ``"429"``, ``"500"``, ``"html"`` (a
+  ``"missing_evidence"``, ``"uncited_law"``, ``"invented_company"`` (a company named with no
+  number or id), ``"slow"`` (sleeps ``slow_s``), ``"429"``, ``"500"``, ``"html"`` (a
   200 whose body is a web page, as a proxy or a wrong base URL answers);
 - ``false_every``: every n-th good answer carries one false claim (cycling through invented
-  supplier, wrong number, evidence id that does not exist, law that is not cited).
+  supplier id, wrong number, evidence id that does not exist, law that is not cited, invented
+  company name).
 
 Every false statement it injects is recorded in ``injected`` (its text), so an eval can check
 that each was removed.
@@ -27,7 +29,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 EVIDENCE_BLOCK = re.compile(r"EVIDENCE:\n```json\n(.*?)\n```", re.S)
-LIES = ("invented_supplier", "wrong_price", "missing_evidence", "uncited_law")
+LIES = ("invented_supplier", "wrong_price", "missing_evidence", "uncited_law",
+        "invented_company")
 
 
 def _fmt(value: Any) -> str:
@@ -87,6 +90,9 @@ class FakeChatServer:
             text = (f"An audit confirms the {record.get('field')} of {record.get('record_id')}: "
                     f"{_fmt(record.get('value'))}.")
             cited = ["audits.csv:A000:result"]
+        elif kind == "invented_company":  # no number, no id: only its name gives it away
+            text = "Shenzhen Hongda Precision Electronics Co., Ltd. also makes this product."
+            cited = [eid]
         else:  # uncited_law
             text = f"Imports need a declaration under 2099/99/EU, as {record.get('record_id')} shows."
             cited = [eid]

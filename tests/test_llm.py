@@ -51,6 +51,11 @@ def _messages(evidence=EVIDENCE):
     ("One of the offers is priced at 12.5", ["listings.csv:L0001:price_min"]),
     ("l0001 is priced at 12.5", ["listings.csv:L0001:price_min"]),  # an id in any case
     ("The p10 of the band is 12.5", ["listings.csv:L0001:price_min"]),  # a percentile, not an id
+    # a cited supplier named with a word before its name, and a company form with no name
+    ("Shortlisted Ningbo Bright Appliance Co. has a unit price of 12.5", [
+        "suppliers.csv:S017:name", "listings.csv:L0001:price_min"]),
+    ("The company lists a unit price of 12.5", ["listings.csv:L0001:price_min"]),
+    ("Factory price is 12.5", ["listings.csv:L0001:price_min"]),
 ])
 def test_gate_keeps_true_claims(text, cited):
     assert check({"text": text, "evidence": cited}, EVIDENCE, NAMES) is None
@@ -75,6 +80,14 @@ def test_gate_keeps_true_claims(text, cited):
     ("Holds CE and FCC certificates", ["suppliers.csv:S017:certifications"], "certificate FCC"),
     ("yiwu star offers 12.5", ["listings.csv:L0001:price_min"], "names supplier"),
     ("l0099 is cheaper at 12.5", ["listings.csv:L0001:price_min"], "names l0099"),
+    # a company the evidence does not hold, named with no number or id: by its legal form
+    ("Shenzhen Bright Star Electronics Co., Ltd. also sells it at 12.5",
+     ["listings.csv:L0001:price_min"], "names company 'Shenzhen Bright Star Electronics Co., Ltd.'"),
+    ("Shenzhen Bright Appliance Co. offers 12.5", ["suppliers.csv:S017:name",
+                                                   "listings.csv:L0001:price_min"],
+     "names company"),
+    ("Dongguan Hengli Factory is a cheaper source", ["listings.csv:L0001:price_min"],
+     "names company 'Dongguan Hengli Factory'"),
     # the seller reads English claims: another language is refused, whatever it says
     ("Спрос высокий, цена низкая", ["listings.csv:L0001:price_min"], "not in English"),
     ("需求很高，价格很低", ["listings.csv:L0001:price_min"], "not in English"),
@@ -99,6 +112,16 @@ def test_good_answer_is_parsed_and_accounted():
     kept, removed = gate(answer["claims"], EVIDENCE, NAMES)
     assert removed == [] and len(kept) == len(answer["claims"])
     assert fake.requests[0]["response_format"] == {"type": "json_object"}
+
+
+def test_an_invented_company_without_number_or_id_is_removed():
+    with FakeChatServer(script=["invented_company"]) as fake:
+        answer, _ = _client(fake).chat_json("t", _messages(), CLAIMS_SCHEMA)
+        lie = fake.injected[0]
+    kept, removed = gate(answer["claims"], EVIDENCE, NAMES)
+    assert [claim["text"] for claim in removed] == [lie]
+    assert "names company 'Shenzhen Hongda Precision Electronics Co., Ltd.'" in removed[0]["reason"]
+    assert len(kept) == len(answer["claims"]) - 1
 
 
 def test_malformed_json_is_repaired_once():

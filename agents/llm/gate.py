@@ -63,6 +63,17 @@ _CJK_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四"
 _CJK_UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10**4, "亿": 10**8}
 CJK_NUMBER = re.compile(r"[零〇一二两三四五六七八九十百千万亿]+")
 CJK_MEASURE = "件个台套只箱包元块美米天周月年%％"
+# a company named in English by its legal form ("... Co., Ltd.", "... Inc.", "... Factory"):
+# the capitalised words before the form are its name (see ``company_names``)
+COMPANY_FORM = re.compile(r"(?<![A-Za-z])(?:Co\.,?\s*Ltd\b\.?|Co\.|Company\b|Ltd\b\.?|"
+                          r"Limited\b|Inc\b\.?|LLC\b|Corp\b\.?|Corporation\b|GmbH\b|"
+                          r"Factory\b)")
+_NAME_LINKS = {"and", "of", "&"}
+# capitalised words that start a sentence or a phrase rather than a name
+_NOT_NAMES = {"the", "a", "an", "this", "that", "these", "those", "each", "every", "its",
+              "their", "our", "your", "his", "her", "one", "another", "supplier", "vendor",
+              "maker", "manufacturer", "seller", "also", "and", "but", "while", "as", "from",
+              "by", "with", "at", "for", "to", "in", "on", "dear"}
 
 
 def numbers(text: str) -> list[float]:
@@ -210,12 +221,53 @@ def check(claim: dict[str, Any], evidence: dict[str, dict[str, Any]],
         for form in _name_forms(name):
             if form in folded and form not in held_folded:
                 return f"names supplier {name!r}, which the cited evidence does not hold"
+    for company in company_names(text):
+        if not _company_held(company, held_text):
+            return f"names company {company!r}, which the cited evidence does not hold"
     for number, percent in stated_numbers(text):
         options = (number, number / 100) if percent else (number,)
         if not any(math.isclose(option, value, rel_tol=1e-9, abs_tol=1e-9)
                    for option in options for value in held_numbers):
             return f"number {number:g} is not in the cited evidence"
     return None
+
+
+def company_names(text: str) -> list[str]:
+    """Companies an English text names by their legal form: the run of capitalised words (and
+    the "and", "of", "&" between them) right before "Co., Ltd.", "Inc.", "Factory" and the
+    like, without a leading word such as "The" or "Supplier"; a form with no such word before
+    it ("the company") names none."""
+    found = []
+    for match in COMPANY_FORM.finditer(text):
+        words = text[:match.start()].split()
+        name: list[str] = []
+        while words and (words[-1][:1].isupper() or words[-1] in _NAME_LINKS):
+            name.insert(0, words.pop())
+        while name and (name[0].casefold().strip(",.;:") in _NOT_NAMES or name[0] in _NAME_LINKS):
+            name.pop(0)
+        if name and name[-1].endswith((",", ";", ":", ".")):
+            continue  # "..., Inc." after a list or a sentence is not this name's form
+        if name:
+            found.append(" ".join([*name, match.group(0)]))
+    return found
+
+
+def _company_held(company: str, held_text: str) -> bool:
+    """The company is in the held text, or a held value is the company's name without some
+    leading words ("Shortlisted Ningbo Bright Appliance Co." when a supplier's name field holds
+    "Ningbo Bright Appliance Co."; a "Shenzhen Bright Appliance Co." is not held by it)."""
+    mention = _word_form(company)
+    if mention in _word_form(held_text):
+        return True
+    values = {_word_form(value) for value in held_text.split(" | ")}
+    words = mention.split()
+    return any(" " + " ".join(words[start:]) + " " in values for start in range(1, len(words)))
+
+
+def _word_form(text: str) -> str:
+    """Lower-case words and digits only, space-separated and padded: punctuation and spacing
+    do not tell "Co.,Ltd." from "Co., Ltd."."""
+    return " " + " ".join(re.findall(r"[a-z0-9]+", text.casefold())) + " "
 
 
 def _name_forms(name: str) -> tuple[str, ...]:
