@@ -20,7 +20,7 @@ Each gives top-1 and top-3 heading accuracy (``hs_heading_top1`` / ``_top3`` of
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from agents.market.hs import HSClassifier, Prior, product_text, text_only_result
@@ -65,8 +65,8 @@ class _SameTextOnce:
         return self._seen[key]
 
 
-def hs_holdout(classifier: HSClassifier, embedder: Any, cases: Sequence[EvalCase],
-               progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+def hs_holdout(classifier: HSClassifier, embedder: Any,
+               cases: Sequence[EvalCase]) -> dict[str, Any]:
     """The four variants' top-1 / top-3 heading accuracy over ``cases`` with a photo-less text
     and an expected ``hs_heading``; per case, the headings each variant ranked first."""
     chosen = [case for case in cases if case.image is None and case.expect.get("hs_heading")]
@@ -75,7 +75,7 @@ def hs_holdout(classifier: HSClassifier, embedder: Any, cases: Sequence[EvalCase
     embedder = _SameTextOnce(embedder)
     hits: dict[str, dict[str, list[float]]] = {v: {"top1": [], "top3": []} for v in VARIANTS}
     rows = []
-    for done, case in enumerate(chosen, start=1):
+    for case in chosen:
         heading = str(case.expect["hs_heading"])[:4]
         base = text_only_result(classifier, embedder, case.title, case.description)
         product = {key: base["product"].get(key) for key in ("title", "category", "text")}
@@ -91,8 +91,6 @@ def hs_holdout(classifier: HSClassifier, embedder: Any, cases: Sequence[EvalCase
             hits[variant]["top3"].append(float(heading in ranked[:3]))
             row[variant] = ranked[:3]
         rows.append(row)
-        if progress is not None:
-            progress(done)
     metrics = {}
     for variant in VARIANTS:
         for k in ("top1", "top3"):
