@@ -154,3 +154,20 @@ def test_min_margin_with_an_unknown_margin_excludes_and_names_the_gap(runner, de
     assert reasons and all(reason.startswith("margin unknown (") for reason in reasons
                            if "margin" in reason)
     assert any("no tariff data for EU" in reason for reason in reasons)
+
+
+def test_an_hs_code_without_a_category_prior_is_flagged(demo_services, demo_cases, result):
+    import copy
+    import dataclasses
+
+    output, _ = result  # the demo's kinds are named by priors: no such warning
+    assert output["product"]["hs_candidates"][0]["prior"] > 0
+    assert not any(w.startswith("HS code: no category prior") for w in output["warnings"])
+    bare = copy.copy(demo_services.hs_classifier)
+    bare.priors = []  # as for a product kind no prior names
+    runner = SourcingRunner(dataclasses.replace(demo_services, hs_classifier=bare))
+    unprimed = runner.run_file(demo_cases[0].image, "US")
+    top = unprimed["product"]["hs_candidates"][0]
+    assert top["prior"] == 0
+    flagged = [w for w in unprimed["warnings"] if w.startswith("HS code: no category prior")]
+    assert len(flagged) == 1 and top["code"] in flagged[0] and "customs broker" in flagged[0]

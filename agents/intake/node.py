@@ -78,14 +78,18 @@ def intake_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
         {"code": code, "score": round(votes / total_hs, 3), "evidence": hs_cites[code][:3]}
         for code, votes in sorted(hs_votes.items(), key=lambda item: -item[1])[:3]
     ]
+    warnings: list[str] = []
     if services.hs_classifier is not None and best is not None:
-        from agents.market.hs import cite_candidates
+        from agents.market.hs import cite_candidates, similarity_only_warning
 
         facts = {"category": category, "title": best.title, "material": best.material,
                  "text": " ".join(filter(None, [state.get("title"), state.get("description")]))}
         hs_candidates = cite_candidates(
             services.hs_classifier.classify(services.text_embedder, facts), evidence,
             getattr(services.text_embedder, "name", "text"))
+        warning = similarity_only_warning(hs_candidates)
+        if warning:
+            warnings.append(warning)
     product = {
         "category": category,
         "category_score": round(category_votes[category] / total_category, 3) if category else None,
@@ -100,13 +104,12 @@ def intake_node(state: State, runtime: Runtime[Services]) -> dict[str, Any]:
         "image_sha256": hashlib.sha256(image_bytes).hexdigest(),
         "image_size": list(image.size),
     }
-    update: dict[str, Any] = {}
     if services.llm is not None and getattr(services.llm, "vision_model", None):
         from agents.llm.node import product_breakdown
 
-        product, warnings = product_breakdown(services.llm, image_bytes, product)
-        if warnings:
-            update["warnings"] = warnings
+        product, model_warnings = product_breakdown(services.llm, image_bytes, product)
+        warnings += model_warnings
+    update: dict[str, Any] = {"warnings": warnings} if warnings else {}
     return {**update, "market": market, "product": product, "query_vector": vector,
             "query_view_vectors": query.view_vectors, "query_image": image,
             "image_hits": all_hits, "evidence": evidence}

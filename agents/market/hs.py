@@ -208,6 +208,19 @@ class HSClassifier:
         return out
 
 
+def similarity_only_warning(candidates: list[dict[str, Any]]) -> str | None:
+    """A warning when the classifier's top candidate has no category prior behind it: it then
+    rests on nomenclature similarity alone, which is weak (``evals/hs_holdout.py``: heading
+    top-1 0.187 on the gold set with each case's own priors withheld, against 1.00 with them)."""
+    if not candidates or candidates[0].get("prior"):
+        return None
+    return (f"HS code: no category prior names this product's kind, so the top candidate "
+            f"{candidates[0]['code']} rests on nomenclature similarity alone, which ranked the "
+            "right heading first for fewer than one product in five when the priors of the "
+            "gold set's products were withheld (`sourcing eval hs-holdout`): have a customs "
+            "broker confirm the code")
+
+
 def cite_candidates(candidates: list[dict[str, Any]], evidence: dict[str, dict[str, Any]],
                     embedder_name: str) -> list[dict[str, Any]]:
     """The result's ``hs_candidates`` (code, score, description, evidence), evidence added."""
