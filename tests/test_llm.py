@@ -27,6 +27,8 @@ EVIDENCE.update({
                                           "field": "certifications", "value": ["CE", "RoHS"]},
     "request:constraints:quantity": {"source": "request", "record_id": "constraints",
                                      "field": "quantity", "value": 1000},
+    "suppliers.csv:S018:name": {"source": "suppliers.csv", "record_id": "S018",
+                                "field": "name", "value": "宁波明亮电器有限公司"},
 })
 
 
@@ -56,6 +58,10 @@ def _messages(evidence=EVIDENCE):
         "suppliers.csv:S017:name", "listings.csv:L0001:price_min"]),
     ("The company lists a unit price of 12.5", ["listings.csv:L0001:price_min"]),
     ("Factory price is 12.5", ["listings.csv:L0001:price_min"]),
+    # a supplier named in Chinese as the evidence holds it, after a word that runs into it
+    ("致宁波明亮电器有限公司：单价12.5", ["suppliers.csv:S018:name",
+                                     "listings.csv:L0001:price_min"]),
+    ("贵公司单价12.5", ["listings.csv:L0001:price_min"]),  # "your company": no legal form
 ])
 def test_gate_keeps_true_claims(text, cited):
     assert check({"text": text, "evidence": cited}, EVIDENCE, NAMES) is None
@@ -88,6 +94,8 @@ def test_gate_keeps_true_claims(text, cited):
      "names company"),
     ("Dongguan Hengli Factory is a cheaper source", ["listings.csv:L0001:price_min"],
      "names company 'Dongguan Hengli Factory'"),
+    ("深圳鸿达精密电子有限公司也生产此产品，单价12.5", ["listings.csv:L0001:price_min"],
+     "names company '深圳鸿达精密电子有限公司'"),
     # the seller reads English claims: another language is refused, whatever it says
     ("Спрос высокий, цена низкая", ["listings.csv:L0001:price_min"], "not in English"),
     ("需求很高，价格很低", ["listings.csv:L0001:price_min"], "not in English"),

@@ -68,6 +68,10 @@ CJK_MEASURE = "件个台套只箱包元块美米天周月年%％"
 COMPANY_FORM = re.compile(r"(?<![A-Za-z])(?:Co\.,?\s*Ltd\b\.?|Co\.|Company\b|Ltd\b\.?|"
                           r"Limited\b|Inc\b\.?|LLC\b|Corp\b\.?|Corporation\b|GmbH\b|"
                           r"Factory\b)")
+# a company named in Chinese by its legal form (深圳鸿达电子有限公司): the run of Chinese characters
+# before the form holds the name, with whatever words run into it (Chinese has no spaces)
+CJK_COMPANY = re.compile(r"[\u4e00-\u9fff]*?[\u4e00-\u9fff]{2}(?:股份有限公司|有限责任公司|"
+                         r"有限公司|股份公司)")
 _NAME_LINKS = {"and", "of", "&"}
 # capitalised words that start a sentence or a phrase rather than a name
 _NOT_NAMES = {"the", "a", "an", "this", "that", "these", "those", "each", "every", "its",
@@ -224,6 +228,11 @@ def check(claim: dict[str, Any], evidence: dict[str, dict[str, Any]],
     for company in company_names(text):
         if not _company_held(company, held_text):
             return f"names company {company!r}, which the cited evidence does not hold"
+    for run in CJK_COMPANY.findall(text):
+        # held when some ending of the run, two characters of name or more and the legal form,
+        # is in the evidence
+        if not any(run[start:] in held_text for start in range(len(run) - 5)):
+            return f"names company {run!r}, which the cited evidence does not hold"
     for number, percent in stated_numbers(text):
         options = (number, number / 100) if percent else (number,)
         if not any(math.isclose(option, value, rel_tol=1e-9, abs_tol=1e-9)
