@@ -131,3 +131,22 @@ def test_an_incomplete_landed_cost_and_margin_name_what_is_missing(browser, base
     assert incomplete.count(f"(incomplete: {gap})") == 2, incomplete  # the cost and the margin
     assert "without additional duties" not in incomplete
     assert "by sea" in complete and "incomplete" not in complete, complete
+
+
+def test_the_runs_warnings_are_shown(browser, base_url):
+    # a sale price for a market where no landed cost is computed: the run warns it went unused
+    page = _send(browser, base_url, {"Your sale price (USD)": "30"}, {"Market": "EU"})
+    box = page.locator("#warnings .warnings")
+    box.wait_for(timeout=300_000)
+    text = box.inner_text()
+    assert text.startswith("Check before you buy (") and "sale_price 30" in text, text
+    items = page.locator("#warnings li")
+    assert items.count() >= 1 and all(items.nth(i).inner_text() for i in range(items.count()))
+
+
+def test_a_result_without_warnings_shows_no_warning_box(browser, base_url):
+    page = browser.new_page()
+    page.goto(base_url + "/")
+    shown = page.evaluate("""() => [renderWarnings([]), renderWarnings(undefined),
+                                    renderWarnings(["a", "", "b"]).querySelectorAll("li").length]""")
+    assert shown == [None, None, 2]

@@ -291,6 +291,14 @@ function renderCompliance(compliance, evidence) {
       el("ul", {}, questions.map((q) => el("li", { text: q.question || q.attribute || "" })))) : null);
 }
 
+function renderWarnings(warnings) {
+  const items = Array.isArray(warnings) ? warnings.filter(has) : [];
+  if (!items.length) return null;
+  return el("section", { class: "warnings", "aria-labelledby": "warnings-title" },
+    el("h3", { id: "warnings-title", text: `Check before you buy (${items.length})` }),
+    el("ul", {}, items.map((w) => el("li", { text: w }))));
+}
+
 function render(result) {
   const product = result.product || {};
   const shortlist = Array.isArray(result.shortlist) ? result.shortlist : [];
@@ -298,6 +306,7 @@ function render(result) {
   const hs = Array.isArray(product.hs_candidates) ? product.hs_candidates.map((c) => `${c.code} (${num(c.score)})`).join(", ") : null;
   $("product").replaceChildren(el("section", {}, el("h3", { text: "Product" }),
     facts([["Category", product.category], ["Material", product.material], ["HS candidates", hs]])) );
+  $("warnings").replaceChildren(renderWarnings(result.warnings) || "");
   $("market-view").replaceChildren(renderMarket(result.market, shortlist) || "");
   const excluded = Array.isArray(result.excluded) ? result.excluded : [];
   $("shortlist").replaceChildren(...(shortlist.length ? shortlist.map((item) => card(item, result))
