@@ -150,3 +150,45 @@ def test_a_result_without_warnings_shows_no_warning_box(browser, base_url):
     shown = page.evaluate("""() => [renderWarnings([]), renderWarnings(undefined),
                                     renderWarnings(["a", "", "b"]).querySelectorAll("li").length]""")
     assert shown == [None, None, 2]
+
+
+def test_niches_model_text_and_rfq_drafts_are_shown_when_the_result_has_them(browser, base_url):
+    """Niches come from the marketplace table; the summary, the market narrative and a model's
+    RFQ drafts only when a language model is set up (rendered from a result here)."""
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(base_url + "/")
+    summary, market, card = page.evaluate("""() => {
+        const evidence = {e1: {source: "listings.csv", record_id: "L1", field: "price_min",
+                               value: 1}};
+        render({product: {}, evidence,
+                summary: [{text: "Acme is the best match.", evidence: ["e1"]}],
+                market: {market: "US", price_band: {},
+                         niches: [{label: "'slim' in the title", demand_per_listing: 120.5,
+                                   category_demand_per_listing: 80, median_stars: 4.4,
+                                   category_median_stars: 4.6}],
+                         narrative: [{text: "Demand is steady.", evidence: ["e1"]}]},
+                shortlist: [{rank: 1, supplier: {supplier_id: "S1", name: "Acme"},
+                             rfq: {en: "Please quote 500 pieces.", zh: "请报 500 件的价格。",
+                                   evidence: ["e1"], source: "model"}}]});
+        return ["#summary", "#market-view", "#shortlist .card"].map(
+            (selector) => document.querySelector(selector).textContent);
+    }""")
+    assert "Summary" in summary and "Acme is the best match." in summary
+    assert "'slim' in the title: 120.5 bought a listing last month (category 80)" in market
+    assert "median stars 4.4 (category 4.6)" in market and "Demand is steady." in market
+    assert "Please quote 500 pieces." in card and "请报 500 件的价格。" in card
+    assert "drafted by the model" in card and errors == []
+
+
+def test_a_real_run_shows_its_market_niches(browser, base_url):
+    page = browser.new_page()
+    page.goto(base_url + "/")
+    page.get_by_label("Product photo").set_input_files(
+        str(QUERY_PHOTO.parent / "2-slice-toaster-stainless-steel.jpg"))
+    page.get_by_label("Market", exact=True).select_option("US")
+    page.get_by_role("button", name="Find suppliers").click()
+    niches = page.locator("#market-view h4", has_text="Niches")
+    niches.wait_for(timeout=300_000)
+    assert "bought a listing last month" in page.locator("#market-view").inner_text()

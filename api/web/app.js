@@ -228,7 +228,28 @@ function card(item, result) {
     scoreRows(item.scores),
     complianceBadge(item.compliance), gapsList(item.compliance),
     claims.length ? el("details", {}, el("summary", { text: `Evidence (${claims.length} claims)` }),
-      claims.map((c) => el("div", {}, el("p", { text: c.text || c.id }), evidenceList(c.evidence, result.evidence)))) : null);
+      claims.map((c) => el("div", {}, el("p", { text: c.text || c.id }), evidenceList(c.evidence, result.evidence)))) : null,
+    rfqBlock(item.rfq, result.evidence));
+}
+
+// the request for quotation drafted for this supplier (present when a language model is set up)
+function rfqBlock(rfq, evidence) {
+  if (!rfq || !(has(rfq.en) || has(rfq.zh))) return null;
+  const by = rfq.source === "model" ? "drafted by the model, checked against the evidence" : "from the template";
+  return el("details", { class: "rfq" }, el("summary", { text: "Request for quotation (English, 中文)" }),
+    has(rfq.en) ? el("p", { lang: "en", text: rfq.en }) : null,
+    has(rfq.zh) ? el("p", { lang: "zh", text: rfq.zh }) : null,
+    el("p", { class: "muted", text: by }),
+    Array.isArray(rfq.evidence) && rfq.evidence.length ? evidenceList(rfq.evidence, evidence) : null);
+}
+
+// claims written by the model (a run's summary, a market's narrative), each with its evidence
+function claimList(claims, evidence) {
+  const items = (Array.isArray(claims) ? claims : []).filter((c) => c && has(c.text));
+  if (!items.length) return null;
+  return el("ul", { class: "claims" }, items.map((c) => el("li", {}, c.text,
+    Array.isArray(c.evidence) && c.evidence.length
+      ? el("details", {}, el("summary", { text: "evidence" }), evidenceList(c.evidence, evidence)) : null)));
 }
 
 function priceChart(band, shortlist) {
@@ -261,7 +282,17 @@ function priceChart(band, shortlist) {
   return el("div", { class: "chart" }, svg);
 }
 
-function renderMarket(market, shortlist) {
+function nicheList(niches) {
+  const items = Array.isArray(niches) ? niches.filter((n) => n && has(n.label)) : [];
+  if (!items.length) return null;
+  return el("div", {}, el("h4", { text: "Niches" }), el("ul", {}, items.map((n) => el("li", {},
+    `${n.label}: ${has(n.demand_per_listing) ? n.demand_per_listing : "?"} bought a listing last month`
+    + (has(n.category_demand_per_listing) ? ` (category ${n.category_demand_per_listing})` : "")
+    + (has(n.median_stars) ? `, median stars ${n.median_stars}` : "")
+    + (has(n.category_median_stars) ? ` (category ${n.category_median_stars})` : "")))));
+}
+
+function renderMarket(market, shortlist, evidence) {
   if (!market) return null;
   if (market.available === false) return el("section", {}, el("h3", { text: `Market ${market.market || ""}` }), el("p", { class: "muted", text: market.reason || "no marketplace data" }));
   const cat = market.category || {}, band = market.price_band || {}, demand = market.demand || {};
@@ -272,7 +303,7 @@ function renderMarket(market, shortlist) {
       ["Your sale price", market.sale_price_position ? `${money(market.sale_price_position.sale_price, "USD")}: above ${market.sale_price_position.listings_cheaper} of ${market.sale_price_position.n} listing prices` : null],
       ["Bought last month (median)", has(demand.bought_in_last_month_median) ? String(demand.bought_in_last_month_median) : null],
       ["Source", market.source]]),
-    priceChart(band, shortlist));
+    priceChart(band, shortlist), nicheList(market.niches), claimList(market.narrative, evidence));
 }
 
 function renderCompliance(compliance, evidence) {
@@ -306,8 +337,10 @@ function render(result) {
   const hs = Array.isArray(product.hs_candidates) ? product.hs_candidates.map((c) => `${c.code} (${num(c.score)})`).join(", ") : null;
   $("product").replaceChildren(el("section", {}, el("h3", { text: "Product" }),
     facts([["Category", product.category], ["Material", product.material], ["HS candidates", hs]])) );
+  const summary = claimList(result.summary, result.evidence);
+  $("summary").replaceChildren(summary ? el("section", {}, el("h3", { text: "Summary" }), summary) : "");
   $("warnings").replaceChildren(renderWarnings(result.warnings) || "");
-  $("market-view").replaceChildren(renderMarket(result.market, shortlist) || "");
+  $("market-view").replaceChildren(renderMarket(result.market, shortlist, result.evidence) || "");
   const excluded = Array.isArray(result.excluded) ? result.excluded : [];
   $("shortlist").replaceChildren(...(shortlist.length ? shortlist.map((item) => card(item, result))
     : [el("li", { class: "muted excluded" }, "No supplier passed the constraints.",
