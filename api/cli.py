@@ -754,6 +754,8 @@ def print_result(result: dict[str, Any]) -> None:
             out.print(f"  niche: {niche['label']}: {niche['demand_per_listing']} bought/listing "
                       f"(category {niche['category_demand_per_listing']}), median stars "
                       f"{niche['median_stars']} (category {niche['category_median_stars']})")
+        for claim in market.get("narrative") or []:  # written by the model, when one is set up
+            out.print(f"  {escape(claim['text'])}", highlight=False)
     else:
         out.print(f"[bold]market[/] {market.get('market')}: {market.get('reason', 'no data')}")
     margin = next((item["margin"] for item in result["shortlist"] if item.get("margin")), None)
@@ -778,10 +780,30 @@ def print_result(result: dict[str, Any]) -> None:
               + (" ..." if len(requirements) > 8 else ""))
     for question in result["compliance"].get("questions") or []:
         out.print(f"  [yellow]to confirm[/]: {question['question']}")
+    _print_model_text(result)
     grounding = result["grounding"]
     out.print(f"[bold]grounding[/]: {grounding['supported']}/{grounding['total']} claims "
               f"supported, {len(grounding['unsupported'])} removed | "
               f"time {result['timings'].get('total', 0):.0f} ms")
+
+
+def _print_model_text(result: dict[str, Any]) -> None:
+    """The run's summary and the first supplier's RFQ draft, when a language model wrote them
+    (every supplier's draft is in the result, ``shortlist[].rfq``: ``--json``)."""
+    summary = result.get("summary") or []
+    if summary:
+        out.print("[bold]summary[/]: " + escape(" ".join(claim["text"] for claim in summary)),
+                  highlight=False)
+    first = next((item for item in result["shortlist"] if item.get("rfq")), None)
+    if first is None:
+        return
+    rfq = first["rfq"]
+    out.print(f"[bold]RFQ draft[/] for #{first['rank']} {escape(first['supplier']['name'])} "
+              f"({rfq.get('source', 'template')}; every supplier's: --json, shortlist[].rfq)",
+              highlight=False)
+    for language in ("en", "zh"):
+        if rfq.get(language):
+            out.print(f"  {language}: {escape(rfq[language])}", highlight=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -104,3 +104,25 @@ def test_run_refuses_bad_market_image_price_and_constraints(demo_settings, demo_
                             (["--top-k", "51"], "Invalid value for '--top-k'")):
         refused = cli.invoke(app, ["run", photo, *options], env=env)
         assert refused.exit_code == 2 and needle in refused.output, (options, refused.output)
+
+
+def test_the_readable_output_shows_the_models_text_when_a_model_wrote_some(demo_services,
+                                                                          demo_cases):
+    from agents.run import SourcingRunner
+    from api import cli as cli_module
+
+    result = SourcingRunner(demo_services).run_file(demo_cases[0].image, "US")
+    with cli_module.out.capture() as plain:
+        cli_module.print_result(result)
+    assert "RFQ draft" not in plain.get() and "summary" not in plain.get()  # offline: none
+    result["summary"] = [{"text": "S013 is the best match.", "evidence": []}]
+    result["market"]["narrative"] = [{"text": "Demand is steady.", "evidence": []}]
+    result["shortlist"][0]["rfq"] = {"en": "Please quote [300] pieces.", "zh": "请报 300 件的价格。",
+                                     "evidence": [], "source": "model"}
+    with cli_module.out.capture() as written:
+        cli_module.print_result(result)
+    text = written.get()
+    assert "summary: S013 is the best match." in text and "  Demand is steady." in text
+    assert f"RFQ draft for #1 {result['shortlist'][0]['supplier']['name']} (model;" in text
+    assert "  en: Please quote [300] pieces." in text  # not read as markup
+    assert "  zh: 请报 300 件的价格。" in text
