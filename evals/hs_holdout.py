@@ -40,14 +40,7 @@ def _kept_priors(classifier: HSClassifier, variant: str, product: dict[str, Any]
         return [prior for prior in classifier.priors if prior.heading != heading]
     primary, category = product_text(product)  # own_priors_withheld
     return [prior for prior in classifier.priors
-            if prior.heading != heading or not _matches(classifier, prior, primary, category)]
-
-
-def _matches(classifier: HSClassifier, prior: Prior, primary: str, category: str) -> bool:
-    """The prior's terms occur in the product's words (in its title or only its category)."""
-    probe = copy.copy(classifier)
-    probe.priors = [prior]
-    return bool(probe.matching_priors(primary, category))
+            if prior.heading != heading or not prior.weight_for(primary, category)]
 
 
 class _SameTextOnce:

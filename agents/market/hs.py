@@ -68,6 +68,16 @@ class Prior:
     def record_id(self) -> str:
         return f"line{self.line}"
 
+    def weight_for(self, primary: str, category: str) -> float:
+        """The prior's effective weight for a product's words: full when its terms occur in the
+        primary text (title, material, seller text), ``CATEGORY_ONLY`` of it when the category
+        path is needed, 0 when they do not occur."""
+        if all(_has(_words(primary), term) for term in self.terms):
+            return self.weight
+        if all(_has(_words(f"{category} {primary}"), term) for term in self.terms):
+            return self.weight * CATEGORY_ONLY
+        return 0.0
+
 
 def product_text(product: dict[str, Any]) -> tuple[str, str]:
     """(primary text: title, material, seller text; category text) of a product dict."""
@@ -162,15 +172,9 @@ class HSClassifier:
 
     def matching_priors(self, primary: str, category: str) -> dict[str, tuple[float, Prior]]:
         """Best prior per heading: ``heading -> (effective weight, prior row)``."""
-        primary_words, all_words = _words(primary), _words(f"{category} {primary}")
         best: dict[str, tuple[float, Prior]] = {}
         for prior in self.priors:
-            if all(_has(primary_words, term) for term in prior.terms):
-                weight = prior.weight
-            elif all(_has(all_words, term) for term in prior.terms):
-                weight = prior.weight * CATEGORY_ONLY
-            else:
-                continue
+            weight = prior.weight_for(primary, category)
             if weight > best.get(prior.heading, (0.0, prior))[0]:
                 best[prior.heading] = (weight, prior)
         return best
