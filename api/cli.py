@@ -475,6 +475,71 @@ def eval_grounding(
         raise typer.Exit(1)
 
 
+@eval_app.command("market-category")
+def eval_market_category(
+    catalog: Path = typer.Option(None, "--catalog", help="Catalog folder. Default: the "
+                                                         "configured one (the demo catalog)."),
+    gold_path: Path = typer.Option(None, "--gold", help="CSV of product_id,categories,reason. "
+                                                        "Default: the demo catalog's "
+                                                        "hand-labelled market gold."),
+    market: str = typer.Option("US", "--market", help="Market whose marketplace data is "
+                                                      "matched"),
+    out_dir: Path | None = typer.Option(None, "--out", help="Folder for market_category.json"),
+) -> None:
+    """The market agent's marketplace category for every listing of a catalog, against a
+    hand-labelled gold: top-1 accuracy over listings and products, titles as runs use them
+    (trade boilerplate removed) and as the catalog wrote them, and the commonest confusions."""
+    from agents.compliance.rules import RuleBook
+    from agents.market.tools import load_market_tables
+    from api.settings import REPO_ROOT
+    from data.catalog.importer import CatalogError, load_catalog
+    from evals.market_category import VARIANTS, load_market_gold, market_category_eval
+    from retrieval.embedders.text import MiniLMTextEmbedder
+
+    settings = _settings()
+    folder = catalog or settings.catalog_dir
+    gold_file = gold_path or REPO_ROOT / "evals" / "sets" / "market_gold" / "market_gold.csv"
+    try:
+        rulebook = RuleBook.load(settings.rules_dir)
+        tables = load_market_tables(settings.market_dirs,
+                                    lambda code: rulebook.market_rules(code).market,
+                                    cache_dir=settings.cache_dir)
+        data = tables.get(rulebook.market_rules(market).market)
+        if data is None:
+            raise ValueError(f"no marketplace data for market {market!r}; bundled: "
+                             f"{', '.join(sorted(tables)) or 'none'}")
+        gold = load_market_gold(gold_file, data.categories.values())
+        report = market_category_eval(data, MiniLMTextEmbedder(settings.text_model_path),
+                                      load_catalog(folder).listings.values(), gold)
+    except (FileNotFoundError, ValueError, CatalogError) as exc:
+        _fail(str(exc))
+    table = Table(title=f"Market category ({data.label}), {report['n_listings']} listings of "
+                        f"{report['n_products']} products in {folder.name}")
+    for column in ("titles", "listings top-1 (95% interval)", "products top-1 (95% interval)"):
+        table.add_column(column, justify="left" if column == "titles" else "right")
+    for variant in VARIANTS:
+        cells = []
+        for unit in ("listings", "products"):
+            metric = report["metrics"][f"{variant}_{unit}_top1"]
+            interval = metric["ci95"]
+            cells.append(f"{metric['value']:.3f}" + (f" ({interval[0]:.2f}-{interval[1]:.2f})"
+                                                      if interval else ""))
+        label = {"as_shipped": "boilerplate removed (as runs)",
+                 "boilerplate_kept": "as the catalog wrote them"}[variant]
+        table.add_row(label, *cells)
+    out.print(table)
+    confusions = report["confusions"]["as_shipped"][:8]
+    if confusions:
+        out.print("commonest wrong picks (as runs):")
+        for row in confusions:
+            out.print(f"  {row['listings']:>3} x {row['catalog_category']} -> {row['picked']}")
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "market_category.json").write_text(json.dumps(report, indent=2),
+                                                      encoding="utf-8")
+        out.print(f"report: {out_dir / 'market_category.json'}")
+
+
 @eval_app.command("hs-holdout")
 def eval_hs_holdout(
     set_path: Path = typer.Option(None, "--set", help="Eval set (JSONL) of text cases that "

@@ -101,6 +101,31 @@ def test_query_text_drops_merchandising_segments() -> None:
     assert query_text({"category": "Kitchen -> Kettles"}) == "Kitchen Kettles"
 
 
+
+TOASTER = {"category": "Kitchen -> Toasters",
+           "title": "Hot Sale Bread Toaster 2-Slice Toaster 850W 220-240V Fast Shipping In Stock"}
+
+
+def test_query_text_drops_trade_boilerplate_from_the_title() -> None:
+    assert query_text(TOASTER) == "Kitchen Toasters Bread Toaster 2-Slice Toaster 850W 220-240V"
+    assert query_text(TOASTER, keep_boilerplate=True) == \
+        "Kitchen Toasters " + TOASTER["title"]
+    # whole phrases in any case, longest first; words that only contain them stay
+    product = {"title": "2024 New OEM/ODM Factory-made Stockpot Custom Logo FACTORY DIRECT PRICE "
+                        "Wholesaler Set"}
+    assert query_text(product) == "Factory-made Stockpot Wholesaler Set"
+    # the seller's own words are theirs: nothing is removed from them
+    assert query_text({"title": "Wholesale Kettle", "text": "wholesale kettle"}) == \
+        "Kettle wholesale kettle"
+
+
+def test_trade_boilerplate_no_longer_decides_the_market_category(amazon, minilm) -> None:
+    # the titles of wholesale listings pulled this toaster into a trade category
+    kept = amazon.match_category(minilm, query_text(TOASTER, keep_boilerplate=True))
+    assert kept[0]["name"] == "Packaging & Shipping Supplies"
+    matched = amazon.match_category(minilm, query_text(TOASTER))
+    assert matched[0]["name"] in {"Home Appliances", "Kitchen & Dining"}, matched
+
 # -- the node in a graph -------------------------------------------------------------------------
 
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agents.evidence import cite
+from agents.market.text import category_words
 
 if TYPE_CHECKING:
     from retrieval.embedders.base import TextEmbedder
@@ -44,7 +45,6 @@ CATEGORY_ONLY = 0.6  # a prior matched only with the help of the category path
 TEMPERATURE = 0.05
 TOP_N = 3
 POOL = 10  # headings in the softmax
-_MERCHANDISING = re.compile(r"/(collections|promotions)(/.*)?$", re.IGNORECASE)
 
 
 def _words(text: str) -> str:
@@ -81,8 +81,7 @@ class Prior:
 
 def product_text(product: dict[str, Any]) -> tuple[str, str]:
     """(primary text: title, material, seller text; category text) of a product dict."""
-    category = _MERCHANDISING.sub("", str(product.get("category") or ""))
-    category = re.sub(r"\s*(->|/|>)\s*", " ", category).strip()
+    category = category_words(product.get("category"))
     primary = " ".join(str(product.get(key) or "").strip()
                        for key in ("title", "material", "text")).strip()
     return primary, category

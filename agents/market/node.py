@@ -8,7 +8,6 @@ market without bundled marketplace data gets ``available: False`` and a warning,
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -23,6 +22,7 @@ from agents.market.tools import (
     AmazonMarketData,
     segments,
 )
+from agents.market.text import category_words, without_boilerplate
 from agents.market.trade import COST_CURRENCY
 from agents.state import State
 
@@ -30,16 +30,15 @@ LISTINGS_SOURCE = "amazon_products.csv"
 CATEGORIES_SOURCE = "amazon_categories.csv"
 ALTERNATIVES = 3  # categories reported: the best and the runners-up
 WEAK_MATCH = 0.3  # below this cosine similarity the category match is flagged as weak
-# Catalog paths carry merchandising segments ("Collections/...", "Promotions/...") that say
-# nothing about the product; the query keeps what comes before them.
-_MERCHANDISING = re.compile(r"/(collections|promotions)(/.*)?$", re.IGNORECASE)
 
 
-def query_text(product: dict[str, Any]) -> str:
-    """The text matched against marketplace category names: category path, title, seller text."""
-    category = _MERCHANDISING.sub("", str(product.get("category") or ""))
-    category = re.sub(r"\s*(->|/|>)\s*", " ", category).strip()
-    parts = [category, str(product.get("title") or "").strip(),
+def query_text(product: dict[str, Any], keep_boilerplate: bool = False) -> str:
+    """The text matched against marketplace category names: the category path (without
+    merchandising segments), the title without trade boilerplate (``agents.market.text``; kept
+    with ``keep_boilerplate``, for the eval that measures the difference) and the seller's text."""
+    title = str(product.get("title") or "")
+    parts = [category_words(product.get("category")),
+             title.strip() if keep_boilerplate else without_boilerplate(title),
              str(product.get("text") or "").strip()]
     return " ".join(part for part in parts if part)
 
