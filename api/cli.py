@@ -475,6 +475,13 @@ def eval_grounding(
         raise typer.Exit(1)
 
 
+def _rate_cell(metric: dict[str, Any]) -> str:
+    """A rate with its 95 % interval, as the eval tables print it: ``0.870 (0.85-0.90)``."""
+    interval = metric.get("ci95")
+    return f"{metric['value']:.3f}" + (f" ({interval[0]:.2f}-{interval[1]:.2f})"
+                                       if interval else "")
+
+
 @eval_app.command("market-category")
 def eval_market_category(
     catalog: Path = typer.Option(None, "--catalog", help="Catalog folder. Default: the "
@@ -518,15 +525,10 @@ def eval_market_category(
     for column in ("titles", "listings top-1 (95% interval)", "products top-1 (95% interval)"):
         table.add_column(column, justify="left" if column == "titles" else "right")
     for variant in VARIANTS:
-        cells = []
-        for unit in ("listings", "products"):
-            metric = report["metrics"][f"{variant}_{unit}_top1"]
-            interval = metric["ci95"]
-            cells.append(f"{metric['value']:.3f}" + (f" ({interval[0]:.2f}-{interval[1]:.2f})"
-                                                      if interval else ""))
         label = {"as_shipped": "boilerplate removed (as runs)",
                  "boilerplate_kept": "as the catalog wrote them"}[variant]
-        table.add_row(label, *cells)
+        table.add_row(label, *(_rate_cell(report["metrics"][f"{variant}_{unit}_top1"])
+                               for unit in ("listings", "products")))
     out.print(table)
     confusions = report["confusions"]["as_shipped"][:8]
     if confusions:
@@ -568,13 +570,8 @@ def eval_hs_holdout(
     for column in ("priors", "heading top-1 (95% interval)", "heading top-3 (95% interval)"):
         table.add_column(column, justify="left" if column == "priors" else "right")
     for variant in VARIANTS:
-        cells = []
-        for k in ("top1", "top3"):
-            metric = report["metrics"][f"{variant}_{k}"]
-            interval = metric["ci95"]
-            cells.append(f"{metric['value']:.3f}" + (f" ({interval[0]:.2f}-{interval[1]:.2f})"
-                                                      if interval else ""))
-        table.add_row(variant.replace("_", " "), *cells)
+        table.add_row(variant.replace("_", " "),
+                      *(_rate_cell(report["metrics"][f"{variant}_{k}"]) for k in ("top1", "top3")))
     out.print(table)
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
