@@ -494,8 +494,9 @@ def eval_market_category(
     out_dir: Path | None = typer.Option(None, "--out", help="Folder for market_category.json"),
 ) -> None:
     """The market agent's marketplace category for every listing of a catalog, against a
-    hand-labelled gold: top-1 accuracy over listings and products, titles as runs use them
-    (trade boilerplate removed) and as the catalog wrote them, and the commonest confusions."""
+    hand-labelled gold: top-1 accuracy over listings and products as runs match (category names
+    and listing titles, trade boilerplate removed), with the boilerplate kept, and against the
+    names alone; and the commonest confusions."""
     from agents.compliance.rules import RuleBook
     from agents.market.tools import load_market_tables
     from api.settings import REPO_ROOT
@@ -522,11 +523,14 @@ def eval_market_category(
         _fail(str(exc))
     table = Table(title=f"Market category ({data.label}), {report['n_listings']} listings of "
                         f"{report['n_products']} products in {folder.name}")
-    for column in ("titles", "listings top-1 (95% interval)", "products top-1 (95% interval)"):
-        table.add_column(column, justify="left" if column == "titles" else "right")
+    for column in ("matched against", "listings top-1 (95% interval)",
+                   "products top-1 (95% interval)"):
+        table.add_column(column, justify="left" if column == "matched against" else "right")
     for variant in VARIANTS:
-        label = {"as_shipped": "boilerplate removed (as runs)",
-                 "boilerplate_kept": "as the catalog wrote them"}[variant]
+        label = {"as_shipped": "names and listing titles, boilerplate removed (as runs)",
+                 "boilerplate_kept": "names and listing titles, boilerplate kept",
+                 "names_only": "names only, boilerplate removed",
+                 "names_only_boilerplate_kept": "names only, boilerplate kept (before)"}[variant]
         table.add_row(label, *(_rate_cell(report["metrics"][f"{variant}_{unit}_top1"])
                                for unit in ("listings", "products")))
     out.print(table)

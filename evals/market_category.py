@@ -7,10 +7,14 @@ asks it once per catalog listing, with the words the intake agent would hand it 
 matched to that listing, and checks the pick against a hand-labelled gold file: per product, the
 marketplace categories a seller could rightly list it in (``evals/sets/market_gold``).
 
-Two variants over the same listings:
+Four variants over the same listings, the two changes that made the match what it is, each
+with and without the other:
 
-- ``as_shipped``: the title without trade boilerplate (``agents.market.text``), as runs do;
-- ``boilerplate_kept``: the title as the catalog wrote it.
+- ``as_shipped``: as runs match: the title without trade boilerplate (``agents.market.text``),
+  scored against each category's name and the mean of its listing titles;
+- ``boilerplate_kept``: the same with the title as the catalog wrote it;
+- ``names_only``: boilerplate removed, scored against the category names alone;
+- ``names_only_boilerplate_kept``: both undone, as the agent matched before.
 
 Each gives top-1 accuracy over listings (with a bootstrap interval) and over products (a product
 counts as right when most of its listings are), and the confusions: which wrong categories were
@@ -29,7 +33,9 @@ from typing import Any
 from agents.market.node import query_text
 from evals.stats import bootstrap_interval
 
-VARIANTS = ("as_shipped", "boilerplate_kept")
+# variant -> (title kept as written, listing titles used)
+VARIANTS = {"as_shipped": (False, True), "boilerplate_kept": (True, True),
+            "names_only": (False, False), "names_only_boilerplate_kept": (True, False)}
 SEPARATOR = " | "  # between category names in the gold file (names hold commas and "&")
 
 
@@ -81,16 +87,18 @@ def market_category_eval(data: Any, embedder: Any, listings: Iterable[Any],
     if not chosen:
         raise ValueError("no listing of the catalog belongs to a product the gold file labels")
     picks: dict[str, dict[str, str]] = {variant: {} for variant in VARIANTS}
-    best: dict[str, str] = {}  # query -> the category picked; the same words are matched once
-    for variant in VARIANTS:
+    # (query, titles used) -> the category picked: the same words are matched once
+    best: dict[tuple[str, bool], str] = {}
+    for variant, (keep_boilerplate, use_titles) in VARIANTS.items():
         queries = {listing.listing_id: query_text(
             {"category": listing.category, "title": listing.title},
-            keep_boilerplate=variant == "boilerplate_kept") for listing in chosen}
+            keep_boilerplate=keep_boilerplate) for listing in chosen}
         for query in dict.fromkeys(queries.values()):
-            if query not in best:
-                matches = data.match_category(embedder, query, top_n=1)
-                best[query] = matches[0]["name"] if matches else ""
-        picks[variant] = {listing_id: best[query] for listing_id, query in queries.items()}
+            if (query, use_titles) not in best:
+                matches = data.match_category(embedder, query, top_n=1, use_titles=use_titles)
+                best[query, use_titles] = matches[0]["name"] if matches else ""
+        picks[variant] = {listing_id: best[query, use_titles]
+                          for listing_id, query in queries.items()}
     metrics: dict[str, Any] = {}
     confusions: dict[str, list[dict[str, Any]]] = {}
     for variant in VARIANTS:

@@ -7,7 +7,9 @@ texts in order; later start-ups read the file back when its key matches and embe
 rewrite it) when the texts or the model changed. The vectors are stored as computed (float32),
 so a search answers the same whether they came from the file or the model. The file is written
 beside its final name and renamed into place; a folder that cannot be written only costs the
-saving.
+saving. Vectors derived from texts (the mean embedding of each marketplace category's listing
+titles) are kept the same way (:func:`cached_vectors`), and a copy bundled beside the data they
+come from is read before the cache, so that a fresh install computes nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,27 +38,46 @@ def cache_path(folder: str | Path, label: str, embedder_name: str) -> Path:
 
 
 def cached_text_vectors(embedder: Any, texts: Sequence[str], folder: str | Path | None,
-                        label: str) -> np.ndarray:
+                        label: str, shipped: Path | None = None) -> np.ndarray:
     """``embedder.embed_texts(texts)`` as float32, read from the cache in ``folder`` when it
-    holds them for these texts and this embedder (``folder=None``: no cache)."""
+    holds them for these texts and this embedder (``folder=None``: no cache); ``shipped``: see
+    :func:`cached_vectors`."""
     texts = list(texts)
     name = getattr(embedder, "name", type(embedder).__name__)
-    if folder is None:
-        return np.asarray(embedder.embed_texts(texts), dtype=np.float32)
-    key = text_key(name, texts)
-    path = cache_path(folder, label, name)
+    return cached_vectors(text_key(name, texts),
+                          lambda: np.asarray(embedder.embed_texts(texts), dtype=np.float32),
+                          folder, label, name, shipped)
+
+
+def cached_vectors(key: str, compute: Callable[[], np.ndarray], folder: str | Path | None,
+                   label: str, embedder_name: str, shipped: Path | None = None) -> np.ndarray:
+    """``compute()`` as float32, unless a file holds the vectors for ``key``: first ``shipped``
+    (a copy bundled beside the data, only ever read), then the cache in ``folder``, which is
+    written when the vectors had to be computed (``folder=None``: no cache)."""
+    path = cache_path(folder, label, embedder_name) if folder is not None else None
+    for candidate in (shipped, path):
+        stored = _read(candidate, key) if candidate is not None else None
+        if stored is not None:
+            return stored
+    vectors = np.asarray(compute(), dtype=np.float32)
+    if path is not None:
+        write_vectors(path, vectors, key)
+    return vectors
+
+
+def _read(path: Path, key: str) -> np.ndarray | None:
     try:
         with np.load(path) as stored:
             if str(stored["key"]) == key:
                 return stored["vectors"].astype(np.float32, copy=False)
     except (OSError, KeyError, ValueError):
-        pass  # missing, unreadable or from another version: embed afresh
-    vectors = np.asarray(embedder.embed_texts(texts), dtype=np.float32)
-    _write(path, vectors, key)
-    return vectors
+        pass  # missing, unreadable or from another version: computed afresh
+    return None
 
 
-def _write(path: Path, vectors: np.ndarray, key: str) -> None:
+def write_vectors(path: Path, vectors: np.ndarray, key: str) -> None:
+    """Write ``vectors`` under ``key`` to ``path``, atomically; a place that cannot be written
+    only costs the saving."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz",

@@ -67,20 +67,26 @@ class Row:
 
 
 class TradeWordsMarket:
-    """A marketplace whose matcher falls for the word "Shipping", as MiniLM did."""
+    """A marketplace whose matcher falls for the word "Shipping", as MiniLM did, and tells a
+    tee from a toaster only with the categories' listing titles."""
 
     def __init__(self) -> None:
-        self.queries: list[str] = []
+        self.queries: list[tuple[str, bool]] = []
 
-    def match_category(self, embedder, query, top_n=3):
-        self.queries.append(query)
-        name = "Packaging & Shipping Supplies" if "Shipping" in query else "Home Appliances"
+    def match_category(self, embedder, query, top_n=3, use_titles=True):
+        self.queries.append((query, use_titles))
+        if "Shipping" in query:
+            name = "Packaging & Shipping Supplies"
+        elif "Tee" in query and use_titles:
+            name = "Men's Clothing"
+        else:
+            name = "Home Appliances"
         return [{"category_id": 1, "name": name, "score": 0.5}]
 
 
-def test_the_eval_scores_both_variants_over_listings_and_products(tmp_path):
+def test_the_eval_scores_every_variant_over_listings_and_products(tmp_path):
     gold = load_market_gold(_gold(tmp_path, "toaster,Home Appliances,\n"
-                                            "tee,Home Appliances,deliberately wrong\n"), KNOWN)
+                                            "tee,Men's Clothing,\n"), KNOWN)
     rows = [Row("L1", "toaster", "Kitchen -> Toasters", "Hot Sale Toaster Fast Shipping"),
             Row("L2", "toaster", "Kitchen -> Toasters", "Toaster"),
             Row("L3", "toaster", "Kitchen -> Toasters", "Toaster Free Shipping"),
@@ -90,20 +96,26 @@ def test_the_eval_scores_both_variants_over_listings_and_products(tmp_path):
     report = market_category_eval(market, embedder=None, listings=rows, gold=gold)
     assert (report["n_listings"], report["n_products"]) == (4, 2)
     metrics = report["metrics"]
-    # as runs: no "Shipping" left in any query, every listing gets Home Appliances
+    # as runs: no "Shipping" left in any query, and the titles place the tee
     assert metrics["as_shipped_listings_top1"]["value"] == 1.0
     assert metrics["as_shipped_products_top1"]["value"] == 1.0
     # as written: three of four listings fall for it; the toaster's majority (2 of 3) too
-    assert metrics["boilerplate_kept_listings_top1"]["value"] == 0.25
-    assert metrics["boilerplate_kept_products_top1"]["value"] == 0.0
+    for variant in ("boilerplate_kept", "names_only_boilerplate_kept"):
+        assert metrics[f"{variant}_listings_top1"]["value"] == 0.25
+        assert metrics[f"{variant}_products_top1"]["value"] == 0.0
+    # names alone: the toasters are right, the tee is not
+    assert metrics["names_only_listings_top1"]["value"] == 0.75
+    assert metrics["names_only_products_top1"]["value"] == 0.5
     assert report["confusions"]["boilerplate_kept"][0] == {
         "catalog_category": "Kitchen -> Toasters", "picked": "Packaging & Shipping Supplies",
         "listings": 2}
     assert report["confusions"]["as_shipped"] == []
     by_id = {row["listing_id"]: row for row in report["listings"]}
-    assert by_id["L1"] == {"listing_id": "L1", "product_id": "toaster",
-                           "as_shipped": "Home Appliances",
-                           "boilerplate_kept": "Packaging & Shipping Supplies"}
+    assert by_id["L4"] == {"listing_id": "L4", "product_id": "tee",
+                           "as_shipped": "Men's Clothing",
+                           "boilerplate_kept": "Packaging & Shipping Supplies",
+                           "names_only": "Home Appliances",
+                           "names_only_boilerplate_kept": "Packaging & Shipping Supplies"}
     # the same words are matched once
     assert len(market.queries) == len(set(market.queries))
 
@@ -131,6 +143,7 @@ def test_the_command_runs_on_the_demo_catalog(tmp_path):
     assert {"as_shipped_listings_top1", "boilerplate_kept_products_top1"} <= \
         set(report["metrics"])
     assert "boilerplate removed (as runs)" in outcome.output
+    assert "names only, boilerplate kept (before)" in outcome.output
 
     unknown = CliRunner().invoke(app, ["eval", "market-category", "--gold", str(gold),
                                        "--market", "Atlantis"], env=env)

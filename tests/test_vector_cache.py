@@ -51,7 +51,7 @@ def test_no_folder_or_an_unwritable_one_still_embeds(tmp_path):
     assert embedder.texts == 2
 
 
-def test_market_categories_are_embedded_once_across_start_ups(tmp_path):
+def test_market_categories_and_titles_are_embedded_once_across_start_ups(tmp_path):
     categories = {1: "Men's Clothing", 2: "Luggage & Travel Gear", 3: "Sports & Fitness"}
     listing = AmazonListing("A1", "travel bag", 2, 20.0, None, 4.5, 10, False, 0, 2)
 
@@ -61,5 +61,29 @@ def test_market_categories_are_embedded_once_across_start_ups(tmp_path):
 
     first, second = CountingEmbedder(), CountingEmbedder()
     assert start_up(first) == start_up(second)
-    assert first.texts == 3 + 1  # the categories, then the query
+    assert first.texts == 1 + 3 + 1  # the query, the categories, the listing titles
     assert second.texts == 1  # only the query
+
+
+def test_a_shipped_copy_is_read_first_and_never_written(tmp_path):
+    from retrieval.vector_cache import cached_vectors, write_vectors
+
+    shipped = tmp_path / "data" / "title-centroids.model.npz"
+    cache = tmp_path / "cache"
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return np.ones((2, 3))
+
+    write_vectors(shipped, np.full((2, 3), 7.0), "key-1")
+    before = shipped.read_bytes()
+    got = cached_vectors("key-1", compute, cache, "title-centroids", "model", shipped=shipped)
+    assert calls == [] and got.dtype == np.float32 and (got == 7).all()
+    assert not cache.exists()  # nothing computed, nothing cached
+    # the shipped copy is of other data: computed, cached, and the copy left as it was
+    again = cached_vectors("key-2", compute, cache, "title-centroids", "model", shipped=shipped)
+    assert calls == [1] and (again == 1).all() and shipped.read_bytes() == before
+    assert cache_path(cache, "title-centroids", "model").is_file()
+    cached_vectors("key-2", compute, cache, "title-centroids", "model", shipped=shipped)
+    assert calls == [1]  # read back from the cache

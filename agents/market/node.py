@@ -142,17 +142,22 @@ def analyse(data: AmazonMarketData, market: str, product: dict[str, Any], text_e
                 evidence, [f"market: {reason}"])
     best = matches[0]
     cid = best["category_id"]
+    rows = data.listings_of(cid)
     name_id = cite(evidence, CATEGORIES_SOURCE, str(cid), "category_name", best["name"])
+    title_ids, _ = _cite_listings(evidence, rows, "title", lambda row: row.title)
+    embedder = getattr(text_embedder, "name", "text")
     score_id = cite(evidence, "derived", f"category_match:{market}:{cid}", "score", best["score"],
-                    inputs=[name_id], query=query,
-                    method=f"cosine similarity of {getattr(text_embedder, 'name', 'text')} "
-                           f"embeddings of the query and the category name")
+                    inputs=[name_id, *title_ids], query=query,
+                    name_score=best["name_score"], titles_score=best.get("titles_score"),
+                    method=f"mean of two cosine similarities of {embedder} embeddings: the "
+                           f"query's to the category name ({best['name_score']}) and to the "
+                           f"mean of the category's {len(title_ids)} listing titles "
+                           f"({best.get('titles_score')})")
     warnings = []
     if best["score"] < WEAK_MATCH:
         warnings.append(f"market: weak category match ({best['score']}) for {query!r}; "
                         f"the {data.label} figures may describe a different product")
 
-    rows = data.listings_of(cid)
     percentile = f"numpy.percentile(method={PERCENTILE_METHOD!r}), rounded to 2 decimals"
 
     price_ids, _ = _cite_listings(evidence, rows, "price", lambda row: row.price)

@@ -26,6 +26,14 @@ and the figures are lower bounds.
 negative or non-finite price, stars outside 0..5, a negative count, a repeated ASIN (ASINs are
 evidence ids) or category id, a listing of a category the categories file lacks, and a products
 file with no listings at all.
+
+A product is matched to a category by two cosine similarities of text embeddings, averaged: to
+the category's name, and to the mean embedding of the category's listing titles (what the
+marketplace itself sells under that name; "Ironing Products" holds garment steamers, which its
+name does not say). The title means of the bundled table ship beside it
+(``title-centroids.<embedder>.npz``, written by ``python -m agents.market.tools FOLDER``); for
+another table they are computed at its first use (seconds per thousand titles) and kept in the
+cache folder.
 """
 
 from __future__ import annotations
@@ -129,6 +137,9 @@ def _count(text: str, field: str) -> int:
     return int(value)
 
 
+TITLE_CENTROIDS = "title-centroids"  # the shipped title means: <table>/title-centroids.<embedder>.npz
+
+
 class AmazonMarketData:
     """The Amazon sample in memory, with category matching and per-category statistics."""
 
@@ -150,6 +161,7 @@ class AmazonMarketData:
             self._by_category.setdefault(listing.category_id, []).append(listing)
         self._category_ids = list(categories)
         self._category_vectors: dict[str, np.ndarray] = {}
+        self._title_centroids: dict[str, np.ndarray] = {}
 
     @classmethod
     def load(cls, folder: str | Path,
@@ -239,19 +251,82 @@ class AmazonMarketData:
                                                                self.cache_dir, label)
         return self._category_vectors[name]
 
-    def match_category(self, text_embedder: TextEmbedder, query: str, top_n: int = 3
-                       ) -> list[dict[str, Any]]:
-        """The ``top_n`` categories whose names are nearest to ``query`` by cosine similarity of
-        their text embeddings, best first. Category embeddings are computed once per embedder."""
+    def _titles_key(self, embedder_name: str) -> str:
+        from retrieval.vector_cache import text_key
+
+        return text_key(embedder_name, [f"{cid}\x1f{row.title}" for cid in self._category_ids
+                                        for row in self._by_category.get(cid, [])])
+
+    def _compute_title_centroids(self, text_embedder: TextEmbedder) -> np.ndarray:
+        """Per category (in ``_category_ids`` order), the normalised mean embedding of its
+        listing titles; zeros for a category without listings."""
+        titles = [row.title for cid in self._category_ids
+                  for row in self._by_category.get(cid, [])]
+        vectors = np.asarray(text_embedder.embed_texts(titles), dtype=np.float32)
+        centroids = np.zeros((len(self._category_ids), vectors.shape[1]), dtype=np.float32)
+        start = 0
+        for i, cid in enumerate(self._category_ids):
+            count = len(self._by_category.get(cid, []))
+            if count:
+                mean = vectors[start:start + count].mean(axis=0)
+                centroids[i] = mean / max(float(np.linalg.norm(mean)), 1e-12)
+            start += count
+        return centroids
+
+    def title_centroids(self, text_embedder: TextEmbedder) -> np.ndarray:
+        """The categories' listing-title means (see the module docstring), read from the copy
+        shipped beside the table or the cache when they hold them for these titles and this
+        embedder, else computed (and cached)."""
+        name = getattr(text_embedder, "name", type(text_embedder).__name__)
+        if name not in self._title_centroids:
+            from retrieval.vector_cache import cache_path, cached_vectors
+
+            label = "title-centroids-" + (self.folder.name if self.folder else "market")
+            shipped = cache_path(self.folder, TITLE_CENTROIDS, name) if self.folder else None
+            self._title_centroids[name] = cached_vectors(
+                self._titles_key(name), lambda: self._compute_title_centroids(text_embedder),
+                self.cache_dir, label, name, shipped=shipped)
+        return self._title_centroids[name]
+
+    def write_title_centroids(self, text_embedder: TextEmbedder) -> Path:
+        """Compute the title means and write them beside the table, where ``title_centroids``
+        reads them first (done once for the bundled table)."""
+        from retrieval.vector_cache import cache_path, write_vectors
+
+        if self.folder is None:
+            raise ValueError("the table was not loaded from a folder")
+        name = getattr(text_embedder, "name", type(text_embedder).__name__)
+        path = cache_path(self.folder, TITLE_CENTROIDS, name)
+        centroids = self._compute_title_centroids(text_embedder)
+        write_vectors(path, centroids, self._titles_key(name))
+        self._title_centroids[name] = centroids
+        return path
+
+    def match_category(self, text_embedder: TextEmbedder, query: str, top_n: int = 3,
+                       use_titles: bool = True) -> list[dict[str, Any]]:
+        """The ``top_n`` categories nearest to ``query``, best first: ``score`` is the mean of
+        the query's cosine similarity to the category's name (``name_score``) and to the mean
+        of its listing titles (``titles_score``); with ``use_titles=False`` (for the eval that
+        measures the difference), the name's alone. Embeddings are computed once per
+        embedder."""
         if not query.strip() or not self._category_ids:
             return []
-        vectors = self._vectors(text_embedder)
         query_vector = np.asarray(text_embedder.embed_texts([query]), dtype=np.float32)[0]
-        scores = vectors @ query_vector
+        name_scores = self._vectors(text_embedder) @ query_vector
+        title_scores = self.title_centroids(text_embedder) @ query_vector if use_titles \
+            else None
+        scores = name_scores if title_scores is None else (name_scores + title_scores) / 2
         order = np.argsort(-scores, kind="stable")[:top_n]
-        ids = [self._category_ids[i] for i in order]
-        return [{"category_id": cid, "name": self.categories[cid],
-                 "score": round(float(scores[i]), 4)} for cid, i in zip(ids, order, strict=True)]
+        matches = []
+        for i in order:
+            cid = self._category_ids[i]
+            match = {"category_id": cid, "name": self.categories[cid],
+                     "score": round(float(scores[i]), 4),
+                     "name_score": round(float(name_scores[i]), 4)}
+            if title_scores is not None:
+                match["titles_score"] = round(float(title_scores[i]), 4)
+            matches.append(match)
+        return matches
 
     # -- statistics -------------------------------------------------------------------------------
 
@@ -396,3 +471,15 @@ def segments(rows: Sequence[AmazonListing]) -> list[dict[str, Any]]:
             else None
         segment["median_stars"] = _stat(stars, 50) if stars else None
     return [segment for segment in out if segment["n"] >= NICHE_MIN_LISTINGS]
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import os
+    import sys
+
+    from retrieval.embedders.text import MiniLMTextEmbedder
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / \
+        "data" / "market" / "amazon_us_2023"
+    print(AmazonMarketData.load(folder).write_title_centroids(MiniLMTextEmbedder()))
