@@ -81,7 +81,7 @@ def load_market_gold(path: str | Path, known: Iterable[str] | None = None
 
 def market_category_eval(data: Any, embedder: Any, listings: Iterable[Any],
                          gold: dict[str, MarketGold]) -> dict[str, Any]:
-    """Both variants' accuracy over the ``listings`` (objects with ``listing_id``,
+    """Every variant's accuracy over the ``listings`` (objects with ``listing_id``,
     ``product_id``, ``category`` and ``title``) whose product ``gold`` labels."""
     chosen = [listing for listing in listings if listing.product_id in gold]
     if not chosen:

@@ -38,15 +38,14 @@ def cache_path(folder: str | Path, label: str, embedder_name: str) -> Path:
 
 
 def cached_text_vectors(embedder: Any, texts: Sequence[str], folder: str | Path | None,
-                        label: str, shipped: Path | None = None) -> np.ndarray:
+                        label: str) -> np.ndarray:
     """``embedder.embed_texts(texts)`` as float32, read from the cache in ``folder`` when it
-    holds them for these texts and this embedder (``folder=None``: no cache); ``shipped``: see
-    :func:`cached_vectors`."""
+    holds them for these texts and this embedder (``folder=None``: no cache)."""
     texts = list(texts)
     name = getattr(embedder, "name", type(embedder).__name__)
     return cached_vectors(text_key(name, texts),
                           lambda: np.asarray(embedder.embed_texts(texts), dtype=np.float32),
-                          folder, label, name, shipped)
+                          folder, label, name)
 
 
 def cached_vectors(key: str, compute: Callable[[], np.ndarray], folder: str | Path | None,
