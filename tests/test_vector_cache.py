@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from agents.market.tools import AmazonMarketData, AmazonListing
@@ -51,7 +53,7 @@ def test_no_folder_or_an_unwritable_one_still_embeds(tmp_path):
     assert embedder.texts == 2
 
 
-def test_market_categories_and_titles_are_embedded_once_across_start_ups(tmp_path):
+def test_market_categories_and_titles_are_embedded_once_across_start_ups(tmp_path, caplog):
     categories = {1: "Men's Clothing", 2: "Luggage & Travel Gear", 3: "Sports & Fitness"}
     listing = AmazonListing("A1", "travel bag", 2, 20.0, None, 4.5, 10, False, 0, 2)
 
@@ -60,7 +62,12 @@ def test_market_categories_and_titles_are_embedded_once_across_start_ups(tmp_pat
         return market.match_category(embedder, "travel luggage", top_n=1)
 
     first, second = CountingEmbedder(), CountingEmbedder()
-    assert start_up(first) == start_up(second)
+    with caplog.at_level(logging.INFO, logger="agents.market.tools"):
+        assert start_up(first) == start_up(second)
+    # the one-off embedding of the titles is announced once, with where it is kept
+    [said] = [r.getMessage() for r in caplog.records if "listing titles" in r.getMessage()]
+    assert said.startswith("embedding the 1 listing titles of Amazon US 2023 once")
+    assert str(tmp_path) in said
     assert first.texts == 1 + 3 + 1  # the query, the categories, the listing titles
     assert second.texts == 1  # only the query
 

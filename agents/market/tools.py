@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -136,6 +137,8 @@ def _count(text: str, field: str) -> int:
         raise ValueError(f"{field} {value:g} is negative")
     return int(value)
 
+
+log = logging.getLogger(__name__)
 
 TITLE_CENTROIDS = "title-centroids"  # the shipped title means: <table>/title-centroids.<embedder>.npz
 
@@ -262,6 +265,9 @@ class AmazonMarketData:
         listing titles; zeros for a category without listings."""
         titles = [row.title for cid in self._category_ids
                   for row in self._by_category.get(cid, [])]
+        log.info("embedding the %d listing titles of %s once, to match products to its "
+                 "categories (about 10 s a thousand on 2 cores; kept in %s)", len(titles),
+                 self.label, self.cache_dir or "memory only")
         vectors = np.asarray(text_embedder.embed_texts(titles), dtype=np.float32)
         centroids = np.zeros((len(self._category_ids), vectors.shape[1]), dtype=np.float32)
         start = 0
