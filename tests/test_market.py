@@ -101,7 +101,6 @@ def test_query_text_drops_merchandising_segments() -> None:
     assert query_text({"category": "Kitchen -> Kettles"}) == "Kitchen Kettles"
 
 
-
 TOASTER = {"category": "Kitchen -> Toasters",
            "title": "Hot Sale Bread Toaster 2-Slice Toaster 850W 220-240V Fast Shipping In Stock"}
 
@@ -167,6 +166,7 @@ def test_the_shipped_title_means_are_those_of_the_bundled_table(amazon, minilm) 
         titles = [row.title for row in fresh.listings_of(fresh._category_ids[i])]
         mean = minilm.embed_texts(titles).mean(axis=0)
         assert np.allclose(shipped[i], mean / np.linalg.norm(mean), atol=1e-4)
+
 
 # -- the node in a graph -------------------------------------------------------------------------
 

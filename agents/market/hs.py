@@ -16,11 +16,11 @@ Two signals, each cited:
 The three best headings are reported, each with its best subheading, and scores are a softmax
 over the ten best headings (temperature ``TEMPERATURE``), so they read as shares. A "parts"
 subheading (its description reads "...; parts ...") is not chosen for a product whose words do
-not say it is a part, spare or accessory, unless its heading has no other: on the demo catalog a
-complete garment steamer or hair clipper was classified as parts of its heading (the duty rate
-follows the subheading); subheading agreement with the catalog's codes went 0.412 -> 0.437, the
-heading unchanged. These are
-candidates for a customs broker to confirm, not rulings.
+not say it is a part, spare, accessory or replacement, unless its heading has no other: on the
+demo catalog a complete garment steamer or hair clipper was classified as parts of its heading
+(the duty rate follows the subheading); subheading agreement with the catalog's codes went
+0.412 -> 0.437, the heading unchanged. These are candidates for a customs broker to confirm,
+not rulings.
 """
 
 from __future__ import annotations
