@@ -25,7 +25,7 @@ from typing import Any
 
 from agents.market.hs import HSClassifier, Prior, product_text, text_only_result
 from evals.sets import EvalCase
-from evals.stats import bootstrap_interval
+from evals.stats import rate_with_interval
 
 VARIANTS = ("all_priors", "own_priors_withheld", "heading_priors_withheld", "no_priors")
 
@@ -87,7 +87,5 @@ def hs_holdout(classifier: HSClassifier, embedder: Any,
     metrics = {}
     for variant in VARIANTS:
         for k in ("top1", "top3"):
-            values = hits[variant][k]
-            metrics[f"{variant}_{k}"] = {"value": round(sum(values) / len(values), 3),
-                                         "ci95": bootstrap_interval(values)}
+            metrics[f"{variant}_{k}"] = rate_with_interval(hits[variant][k])
     return {"n": len(chosen), "metrics": metrics, "cases": rows}

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.market.node import query_text
-from evals.stats import bootstrap_interval
+from evals.stats import rate_with_interval
 
 # variant -> (title kept as written, listing titles used)
 VARIANTS = {"as_shipped": (False, True), "boilerplate_kept": (True, True),
@@ -108,10 +108,8 @@ def market_category_eval(data: Any, embedder: Any, listings: Iterable[Any],
         for listing, ok in zip(chosen, right, strict=True):
             by_product.setdefault(listing.product_id, []).append(ok)
         products = [float(sum(oks) > len(oks) / 2) for oks in by_product.values()]
-        metrics[f"{variant}_listings_top1"] = {"value": round(sum(right) / len(right), 3),
-                                               "ci95": bootstrap_interval(right)}
-        metrics[f"{variant}_products_top1"] = {"value": round(sum(products) / len(products), 3),
-                                               "ci95": bootstrap_interval(products)}
+        metrics[f"{variant}_listings_top1"] = rate_with_interval(right)
+        metrics[f"{variant}_products_top1"] = rate_with_interval(products)
         wrong = Counter((listing.category, picks[variant][listing.listing_id])
                         for listing, ok in zip(chosen, right, strict=True) if not ok)
         confusions[variant] = [{"catalog_category": category, "picked": picked, "listings": n}

@@ -24,3 +24,9 @@ def bootstrap_interval(values: Sequence[float], resamples: int = RESAMPLES,
     means = data[rng.integers(0, len(data), size=(resamples, len(data)))].mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
     return [round(float(low), 4), round(float(high), 4)]
+
+
+def rate_with_interval(values: Sequence[float]) -> dict[str, float | list[float] | None]:
+    """``{"value": mean (3 decimals), "ci95": bootstrap_interval(values)}``, the form the
+    focused evals (``hs_holdout``, ``market_category``) report a rate in."""
+    return {"value": round(sum(values) / len(values), 3), "ci95": bootstrap_interval(values)}

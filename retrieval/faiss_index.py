@@ -271,7 +271,7 @@ class FaissIndex(VectorIndex):
         if passing is not None or self._tombstones:
             selector, keep_alive = self._selector(self._ids if passing is None
                                                   else self._ids[passing])
-        fetch = min(n_pass, max(MIN_FETCH, k * PHOTOS_PER_LISTING))
+        fetch = _first_fetch(n_pass, k)
         params = self._params(selector, fetch, self.nprobe)
         answers: list[Head] = []
         one_by_one = (len(queries) == 1 or self._type == "flat" and selector is None
@@ -299,7 +299,7 @@ class FaissIndex(VectorIndex):
         path of most searches, where the project's few microseconds around FAISS's call count."""
         size = len(self._columns)
         self._settle_forced_type()
-        fetch = min(size, max(MIN_FETCH, k * PHOTOS_PER_LISTING))
+        fetch = _first_fetch(size, k)
         scores, ids = self._faiss.search(query, fetch,
                                          params=self._params(None, fetch, self.nprobe))
         (head,), (found,) = self._heads(scores, ids, k)
@@ -670,6 +670,12 @@ class FaissIndex(VectorIndex):
             keep = scores >= kth
             codes, scores, photos = codes[keep], scores[keep], photos[keep]
         return self._hits(self._ranked_head((codes.tolist(), scores.tolist(), photos.tolist()), k))
+
+
+def _first_fetch(n_pass: int, k: int) -> int:
+    """Photos asked of FAISS in a query's first round: enough for ``k`` listings of a few photos
+    each (``PHOTOS_PER_LISTING``, at least ``MIN_FETCH``), at most the ``n_pass`` that pass."""
+    return min(n_pass, max(MIN_FETCH, k * PHOTOS_PER_LISTING))
 
 
 def _walk_positions(codes: Sequence[int], values: Sequence[float],
