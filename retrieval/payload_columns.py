@@ -118,6 +118,15 @@ class PayloadColumns:
                 [column, _utf8_column(names[len(column):])])
         return [name.decode() for name in column[codes].tolist()]
 
+    def hit_fields(self, codes: Sequence[int], rows: Sequence[int]) -> tuple[list[str], list[str]]:
+        """``listing_ids_at(codes)`` and ``images_at(rows)`` in one call (a search's hits)."""
+        self._flush()
+        column = self._listing_ids
+        if len(column) < len(self.vocab["listing_id"]):
+            return self.listing_ids_at(codes), self.images_at(rows)
+        return ([name.decode() for name in column[codes].tolist()],
+                [path.decode() for path in self._images[rows].tolist()])
+
     def rows_of(self, listing_ids: Iterable[str]) -> np.ndarray:
         """Row numbers of every photo of the given listings, ascending."""
         codes = self.codes("listing_id")
