@@ -683,7 +683,7 @@ def _faiss_search(structure: Any, queries: np.ndarray, k: int,
     """``structure.search(queries, k, params=params)`` through FAISS's C++ method (``search_c``)
     with the answer's arrays made here: the queries are already a contiguous ``(n, dim)``
     float32 block of the index's dimension (``_query``, ``_check_rows``), so the numpy wrapper's
-    conversions and checks are skipped (about 10 µs a query right after FAISS's scan has left
+    conversions and checks are skipped (about 5 µs a query right after FAISS's scan has left
     the CPU caches cold). Answers are the same, bit for bit."""
     ptr = _swig_ptr or _bind_swig_ptr()
     n = len(queries)

@@ -18,6 +18,7 @@ from retrieval.faiss_index import (
     PHOTOS_PER_LISTING,
     FaissIndex,
     _batch_rows,
+    _faiss_search,
     _one_faiss_thread,
 )
 from retrieval.filters import SearchFilter
@@ -234,6 +235,25 @@ def test_arrays_answer_as_the_per_row_walk(kind, options, coarse, k):
             assert (index.search_merged(rows, k=k, filter=search_filter)
                     == merge_hits(old.search_batch(rows, k=k, filter=search_filter),
                                   [0.0] * len(rows), k))
+
+
+@pytest.mark.parametrize("kind, options", CASES)
+def test_the_direct_faiss_call_answers_as_the_numpy_wrapper(kind, options):
+    """``_faiss_search`` (FAISS's C++ method, arrays made here) gives exactly what
+    ``structure.search`` gives, with and without a selector, for one row and several, and pads
+    a short answer the same way."""
+    index, queries = _index(kind, False, **options)
+    index.search(queries[0])  # ids and payloads settled
+    passing = index._ids[index._columns.mask(SearchFilter(max_moq=2))]
+    selector, keep_alive = index._selector(passing)
+    for params in (index._params(None, 64, index.nprobe), index._params(selector, 64, 1)):
+        for rows in (queries[:1], queries):
+            for k in (1, 64, 3000):  # 3000: more than the index holds, padded with -1
+                scores, ids = _faiss_search(index._faiss, rows, k, params)
+                want_scores, want_ids = index._faiss.search(rows, k, params=params)
+                assert np.array_equal(ids, want_ids)
+                assert np.array_equal(scores, want_scores)
+    del keep_alive
 
 
 @pytest.mark.parametrize("coarse", [False, True])
