@@ -684,7 +684,11 @@ def _faiss_search(structure: Any, queries: np.ndarray, k: int,
     with the answer's arrays made here: the queries are already a contiguous ``(n, dim)``
     float32 block of the index's dimension (``_query``, ``_check_rows``), so the numpy wrapper's
     conversions and checks are skipped (about 5 µs a query right after FAISS's scan has left
-    the CPU caches cold). Answers are the same, bit for bit."""
+    the CPU caches cold). Answers are the same, bit for bit. Any other array goes through the
+    wrapper, which converts or refuses it: FAISS reads the block by its pointer alone."""
+    if (queries.dtype != np.float32 or not queries.flags.c_contiguous or queries.ndim != 2
+            or queries.shape[1] != structure.d):
+        return structure.search(queries, k, params=params)
     ptr = _swig_ptr or _bind_swig_ptr()
     n = len(queries)
     scores = np.empty((n, k), np.float32)

@@ -254,6 +254,14 @@ def test_the_direct_faiss_call_answers_as_the_numpy_wrapper(kind, options):
                 assert np.array_equal(ids, want_ids)
                 assert np.array_equal(scores, want_scores)
     del keep_alive
+    # a block FAISS could not read by its pointer goes through the wrapper instead
+    strided = np.repeat(queries, 2, axis=0)[::2]
+    assert not strided.flags.c_contiguous
+    plain = index._params(None, 10, index.nprobe)
+    assert np.array_equal(_faiss_search(index._faiss, strided, 10, plain)[1],
+                          index._faiss.search(queries, 10, params=plain)[1])
+    with pytest.raises(AssertionError):  # the wrapper's own check of the dimension
+        _faiss_search(index._faiss, queries[:, :-1].copy(), 10, plain)
 
 
 @pytest.mark.parametrize("coarse", [False, True])
