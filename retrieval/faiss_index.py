@@ -55,6 +55,11 @@ from retrieval.index import (
 )
 from retrieval.payload_columns import PayloadColumns
 
+try:  # the lone-query walk in C (setup.py builds it where a compiler is; optional)
+    from retrieval import _walk as c_walk
+except ImportError:  # pragma: no cover - depends on the install
+    c_walk = None
+
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf")
 HNSW_THRESHOLD = 50_000  # vectors from which ``auto`` picks HNSW
 HNSW_M = 32  # graph neighbours per node
@@ -197,7 +202,7 @@ class FaissIndex(VectorIndex):
         query = self._query(vector)
         if (filter is None or filter.is_empty) and not self._tombstones and k > 0 \
                 and len(self._columns):
-            return self._hits(self._lone_head(query, k))
+            return self._lone_hits(query, k)
         return self._hits(self._search_rows(query, k, filter)[0])
 
     def search_batch(self, vectors: np.ndarray, k: int = 10,
@@ -293,23 +298,29 @@ class FaissIndex(VectorIndex):
         del keep_alive  # the selector's bitmap, alive until the search is done
         return answers
 
-    def _lone_head(self, query: np.ndarray, k: int) -> Head:
+    def _lone_hits(self, query: np.ndarray, k: int) -> list[ListingHit]:
         """What ``_search_rows`` answers for one unfiltered query on an index without
-        tombstones (``k`` > 0, not empty), without its filter, selector and batch handling: the
-        path of most searches, where the project's few microseconds around FAISS's call count."""
+        tombstones (``k`` > 0, not empty), as hits, without its filter, selector and batch
+        handling: the path of most searches, where the project's few microseconds around FAISS's
+        call count. A complete answer over dense ids is walked in C where ``retrieval._walk``
+        was compiled (it returns ``None`` for the cases the Python walk keeps), else here."""
         size = len(self._columns)
         self._settle_forced_type()
         fetch = _first_fetch(size, k)
         scores, ids = _faiss_search(self._faiss, query, fetch,
                                     self._params(None, fetch, self.nprobe))
-        answer, live = ids[0], self._ids
-        if answer[-1] >= 0 and live[-1] == live.size - 1:  # complete, and its ids are rows
-            head, found = self._walk(scores[0], answer, k), fetch
+        live = self._ids
+        if ids[0, -1] >= 0 and live[-1] == live.size - 1:  # complete, and its ids are rows
+            if c_walk is not None:
+                hits = c_walk.lone_hits(scores, ids, *self._columns.hit_columns(), k, ListingHit)
+                if hits is not None:
+                    return hits
+            head, found = self._walk(scores[0], ids[0], k), fetch
         else:
             (head,), (found,) = self._heads(scores, ids, k)
         if len(head[0]) < k and found < size:  # the rare answer that needs more photos
             head = self._settle(query, head, found, k, fetch, size, None, None)
-        return head
+        return self._hits(head)
 
     def _settle(self, query: np.ndarray, head: Head, found: int, k: int, fetch: int,
                 n_pass: int, passing: np.ndarray | None, selector: Any) -> Head:

@@ -127,6 +127,12 @@ class PayloadColumns:
         return ([name.decode() for name in column[codes].tolist()],
                 [path.decode() for path in self._images[rows].tolist()])
 
+    def hit_columns(self) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """What a search's hits are read from, for ``retrieval._walk``: each row's listing code
+        (``int32``), the listing ids by code, each row's image path (fixed-width UTF-8)."""
+        self._flush()
+        return self._codes["listing_id"], self.vocab["listing_id"], self._images
+
     def rows_of(self, listing_ids: Iterable[str]) -> np.ndarray:
         """Row numbers of every photo of the given listings, ascending."""
         codes = self.codes("listing_id")
