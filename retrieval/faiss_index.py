@@ -648,20 +648,17 @@ class FaissIndex(VectorIndex):
         the walk needs them."""
         column = self._columns.codes("listing_id")
         end = min(len(rows), 2 * k)
-        walked = rows[:end]
-        codes, values = column[walked].tolist(), scores[:end].tolist()
+        codes, values = column[rows[:end]].tolist(), scores[:end].tolist()
         positions, settled = _walk_positions(codes, values, k)
         if not settled and end < len(rows):
-            walked = rows
             codes, values = column[rows].tolist(), scores.tolist()
             positions, _ = _walk_positions(codes, values, k)
-        photos = walked.tolist()
+        found = [codes[position] for position in positions]
         best = [values[position] for position in positions]
-        head = ([codes[position] for position in positions], best,
-                [photos[position] for position in positions])
+        head = (found, best, rows[positions].tolist())
         if len(set(best)) < len(best):  # equal scores: by score, then listing id
             return self._ranked_head(head, k)
-        return head[0][:k], best[:k], head[2][:k]
+        return head[0][:k], head[1][:k], head[2][:k]
 
     def _ranked_head(self, head: Head, k: int) -> Head:
         codes, values, photos = head
@@ -672,11 +669,12 @@ class FaissIndex(VectorIndex):
     def _hits(self, head: Head) -> list[ListingHit]:
         """A head as listing hits."""
         codes, values, photos = head
-        listing_ids, images = self._columns.hit_fields(codes, photos)
+        columns = self._columns
         # tuple.__new__ makes the named tuple without the Python-level constructor's call, in
         # half the time (the fields are given in their order)
         make = tuple.__new__
-        return [make(ListingHit, hit) for hit in zip(listing_ids, values, images)]
+        return [make(ListingHit, hit) for hit in
+                zip(columns.listing_ids_at(codes), values, columns.images_at(photos))]
 
     def _ranked(self, codes: np.ndarray, scores: np.ndarray, photos: np.ndarray,
                 k: int) -> list[ListingHit]:

@@ -118,15 +118,6 @@ class PayloadColumns:
                 [column, _utf8_column(names[len(column):])])
         return [name.decode() for name in column[codes].tolist()]
 
-    def hit_fields(self, codes: Sequence[int], rows: Sequence[int]) -> tuple[list[str], list[str]]:
-        """``listing_ids_at(codes)`` and ``images_at(rows)`` in one call (a search's hits)."""
-        self._flush()
-        column = self._listing_ids
-        if len(column) < len(self.vocab["listing_id"]):
-            return self.listing_ids_at(codes), self.images_at(rows)
-        return ([name.decode() for name in column[codes].tolist()],
-                [path.decode() for path in self._images[rows].tolist()])
-
     def hit_columns(self) -> tuple[np.ndarray, list[str], np.ndarray]:
         """What a search's hits are read from, for ``retrieval._walk``: each row's listing code
         (``int32``), the listing ids by code, each row's image path (fixed-width UTF-8)."""

@@ -36,11 +36,6 @@ def test_every_reader_returns_the_stored_strings():
     payload = columns.payload(1)
     assert payload["image"] == IMAGES[1] and payload["listing_id"] == LISTINGS[1]
     assert all(type(value) is str for value in columns.images_at(range(len(IMAGES))))
-    # a search's hits: both fields in one call, before and after the id column is made
-    for _ in range(2):
-        assert columns.hit_fields([codes[1], codes[4]], [1, 4]) == \
-            ([LISTINGS[OWNERS[1]], LISTINGS[OWNERS[4]]], [IMAGES[1], IMAGES[4]])
-    assert columns.hit_fields([], []) == ([], [])
 
 
 def test_listing_ids_read_after_the_vocabulary_grows():
@@ -50,11 +45,12 @@ def test_listing_ids_read_after_the_vocabulary_grows():
     codes = columns.codes("listing_id").tolist()
     assert columns.listing_ids_at(codes[-2:]) == ["新的-listing", "L1"]
     assert columns.images_at([len(IMAGES), len(IMAGES) + 1]) == ["new.jpg", "n2.jpg"]
-    columns.append([("n3.jpg", {"listing_id": "L-後"})])  # grown again, read by hit_fields
-    codes = columns.codes("listing_id").tolist()
-    for _ in range(2):
-        assert columns.hit_fields(codes[-3:], [len(IMAGES) + 2, 0, len(IMAGES)]) == \
-            (["新的-listing", "L1", "L-後"], ["n3.jpg", IMAGES[0], "new.jpg"])
+    columns.append([("n3.jpg", {"listing_id": "L-後"})])  # grown again, as the C walk reads it
+    codes, names, images = columns.hit_columns()
+    assert [names[code] for code in codes] == [*(LISTINGS[o] for o in OWNERS), "新的-listing",
+                                               "L1", "L-後"]
+    assert [path.decode() for path in images.tolist()] == [*IMAGES, "new.jpg", "n2.jpg",
+                                                           "n3.jpg"]
 
 
 def test_kept_rows_keep_their_own_paths():
