@@ -302,6 +302,17 @@ class StubQueryEncoder:
         return EncodedQuery(None, self._vectors)
 
 
+def stubbed_services(services, photo: bytes):
+    """``services`` with the query encoder answering every upload with ``photo``'s vectors (no
+    decode, no embedding) and re-ranking off: what the API measure sends uploads to."""
+    import dataclasses
+
+    real = services.encoder().encode(photo)
+    stub = StubEmbedder(services.image_embedder, real.vector)
+    return dataclasses.replace(services, image_embedder=stub, reranker=None,
+                               query_encoder=StubQueryEncoder(stub, real.vectors))
+
+
 def bare_app(services):
     """Two bare Starlette endpoints: ``/search`` takes the upload and does the route's own work
     as the route does it (in one worker thread: the header check, the stubbed encode, the
@@ -343,18 +354,13 @@ def bare_app(services):
 
 
 def bench_api(report: Report, services, photos: list[bytes], rounds: int, tmp: Path) -> None:
-    import dataclasses
-
     from api.app import create_app
     from api.settings import Settings
     from bench.fastapi_floor import fastapi_floor_app
 
     print("API: POST /v1/search/image (query encoder stubbed, re-ranking off) vs bare Starlette "
           "upload endpoints", flush=True)
-    real = services.encoder().encode(photos[0])
-    stub = StubEmbedder(services.image_embedder, real.vector)
-    stubbed = dataclasses.replace(services, image_embedder=stub, reranker=None,
-                                  query_encoder=StubQueryEncoder(stub, real.vectors))
+    stubbed = stubbed_services(services, photos[0])
     settings = Settings(runs_db=tmp / "runs.sqlite3", rate_limit="1000000/minute",
                         index_dir=tmp / "unused-index")
     apps = {"ours": (create_app(services=stubbed, settings=settings), "/v1/search/image"),
